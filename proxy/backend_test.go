@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+)
+
+// testBackend is an Engine.IO-shaped backend for unit tests of the proxy (the end-to-end tests in
+// test/ use real Socket.IO servers). It issues sids, answers polls for its own sids only (400 code 1
+// otherwise, like engine.io), echoes WebSocket messages, and records what it received.
+type testBackend struct {
+	name string
+	ln   net.Listener
+	srv  *fasthttp.Server
+	addr string
+
+	mu       sync.Mutex
+	sids     map[string]bool
+	lastURI  string
+	lastHdrs map[string]string
+	n        atomic.Int64
+	format   string // "v4" (default), "v3", "jsonp", "gzip"
+}
+
+func startBackend(t testing.TB, name string) *testBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBackend{name: name, ln: ln, addr: ln.Addr().String(), sids: map[string]bool{}}
+	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
+	b.srv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		b.record(ctx)
+		path := string(ctx.Path())
+		if !strings.HasPrefix(path, "/socket.io/") {
+			ctx.SetBodyString("backend:" + name)
+			return
+		}
+		sid := string(ctx.QueryArgs().Peek("sid"))
+		if websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+			if sid != "" && !b.has(sid) {
+				ctx.SetStatusCode(400)
+				ctx.SetBodyString("Session ID unknown")
+				return
+			}
+			_ = up.Upgrade(ctx, func(c *websocket.Conn) {
+				if sid == "" {
+					c.WriteMessage(websocket.TextMessage, []byte(`0{"sid":"`+b.newSID()+`","upgrades":[],"pingInterval":25000,"pingTimeout":20000}`))
+				}
+				for {
+					mt, msg, err := c.ReadMessage()
+					if err != nil {
+						return
+					}
+					if err := c.WriteMessage(mt, append([]byte(name+":"), msg...)); err != nil {
+						return
+					}
+				}
+			})
+			return
+		}
+		if sid == "" {
+			b.handshake(ctx)
+			return
+		}
+		if !b.has(sid) {
+			ctx.SetStatusCode(400)
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"code":1,"message":"Session ID unknown"}`)
+			return
+		}
+		if ctx.IsPost() {
+			if string(ctx.PostBody()) == "1" {
+				b.mu.Lock()
+				delete(b.sids, sid)
+				b.mu.Unlock()
+			}
+			ctx.SetContentType("text/html")
+			ctx.SetBodyString("ok")
+			return
+		}
+		ctx.SetContentType("text/plain; charset=UTF-8")
+		ctx.SetBodyString("4" + name)
+	}}
+	go b.srv.Serve(ln)
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *testBackend) stop() { b.srv.Shutdown(); b.ln.Close() }
+
+func (b *testBackend) url() string { return "http://" + b.addr }
+
+func (b *testBackend) newSID() string {
+	sid := fmt.Sprintf("%s_%016d", b.name, b.n.Add(1))
+	b.mu.Lock()
+	b.sids[sid] = true
+	b.mu.Unlock()
+	return sid
+}
+
+func (b *testBackend) has(sid string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sids[sid]
+}
+
+func (b *testBackend) record(ctx *fasthttp.RequestCtx) {
+	h := map[string]string{}
+	ctx.Request.Header.VisitAll(func(k, v []byte) { h[string(k)] = string(v) })
+	b.mu.Lock()
+	b.lastURI = string(ctx.RequestURI())
+	b.lastHdrs = h
+	b.mu.Unlock()
+}
+
+func (b *testBackend) last() (string, map[string]string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastURI, b.lastHdrs
+}
+
+func (b *testBackend) handshake(ctx *fasthttp.RequestCtx) {
+	sid := b.newSID()
+	open := `0{"sid":"` + sid + `","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
+	switch b.format {
+	case "v3":
+		ctx.SetBodyString(fmt.Sprintf("%d:%s2:40", len(open), open))
+	case "jsonp":
+		q := strings.ReplaceAll(fmt.Sprintf("%d:%s", len(open), open), `"`, `\"`)
+		ctx.SetBodyString(`___eio[0]("` + q + `");`)
+	case "gzip":
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write([]byte(open))
+		zw.Close()
+		ctx.Response.Header.Set("Content-Encoding", "gzip")
+		ctx.SetBody(buf.Bytes())
+	default:
+		ctx.SetBodyString(open)
+	}
+	ctx.SetContentType("text/plain; charset=UTF-8")
+}

@@ -1,0 +1,326 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"sioproxy/balancer"
+	"sioproxy/sticky"
+)
+
+// Request kinds, for metrics and logs.
+const (
+	kindPoll      = "poll"
+	kindHandshake = "handshake"
+	kindUpgrade   = "upgrade"
+	kindOther     = "other"
+)
+
+// Handle is the fasthttp handler: classify, route, forward or tunnel.
+func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
+	rt := p.rt.Load()
+	start := p.now()
+	uri := ctx.Request.Header.RequestURI()
+	path, query := splitURI(uri)
+	upgrade := isUpgrade(&ctx.Request.Header)
+	info := rt.classifier.Classify(path, query, upgrade)
+
+	var kind string
+	switch {
+	case info.EngineIO && info.SID != nil:
+		kind = kindPoll
+		if upgrade {
+			kind = kindUpgrade
+		}
+		p.sticky(ctx, rt, &info, path, query)
+	case info.EngineIO && !upgrade && info.Transport == sticky.TransportPolling && ctx.IsGet():
+		kind = kindHandshake
+		p.handshake(ctx, rt, &info)
+	default:
+		kind = kindOther
+		if upgrade {
+			kind = kindUpgrade
+		}
+		p.placed(ctx, rt, &info, upgrade)
+	}
+	if !upgrade {
+		p.metrics.Request(kind, ctx.Response.StatusCode(), p.now().Sub(start))
+	}
+}
+
+// splitURI splits a request URI (origin or absolute form) into path and raw query.
+func splitURI(uri []byte) (path, query []byte) {
+	if len(uri) > 0 && uri[0] != '/' {
+		// absolute-form: scheme://host/path?query
+		if i := bytes.Index(uri, []byte("://")); i >= 0 {
+			rest := uri[i+3:]
+			if j := bytes.IndexByte(rest, '/'); j >= 0 {
+				uri = rest[j:]
+			} else {
+				uri = nil
+			}
+		}
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i], uri[i+1:]
+	}
+	return uri, nil
+}
+
+// resolve finds the owner of a sid: by its tag, else by the session table. raw is the sid without
+// its tag; tagged tells whether the request URI must be rewritten.
+func (p *Proxy) resolve(rt *rtConfig, snap *balancer.Snapshot, sid []byte) (be *balancer.Backend, raw []byte, tagged bool) {
+	if tag, r, ok := sticky.SplitTagged(sid); ok {
+		if be = snap.ByTag(tag); be != nil {
+			// Keep the table (session counts, expiry) in step with traffic this process sees.
+			if _, known := p.table.Get(r); !known {
+				p.table.Put(string(r), be.ID, rt.SessionTTL+rt.TTLMargin)
+				be.Sessions.Add(1)
+			}
+			return be, r, true
+		}
+		if id, ok := p.table.Get(r); ok {
+			return snap.ByID(id), r, true
+		}
+	}
+	if id, ok := p.table.Get(sid); ok {
+		return snap.ByID(id), sid, false
+	}
+	return nil, sid, false
+}
+
+// sticky handles a request that carries a sid: it goes to the owner or nowhere (invariant 1).
+func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info, path, query []byte) {
+	snap := p.balancer.Snapshot()
+	be, raw, tagged := p.resolve(rt, snap, info.SID)
+	if be == nil {
+		p.metrics.SIDUnknown()
+		p.logSID(zap.DebugLevel, "session id unknown", ctx, nil, info.SID, raw)
+		sidUnknown(ctx, info.Upgrade)
+		return
+	}
+	if tagged {
+		stripTag(ctx, path, query, info.SIDStart, len(info.SID)-len(raw))
+	}
+	if info.Upgrade {
+		p.tunnel(ctx, rt, be, raw)
+		return
+	}
+	closing := ctx.IsPost() && sticky.HasClosePacket(ctx.Request.Body())
+	err := p.forward(ctx, rt, be)
+	if err != nil {
+		// The owner is unreachable: the session is lost; tell the client at once, Engine.IO style.
+		p.balancer.ReportFailure(be)
+		p.table.Delete(raw)
+		p.logSID(zap.WarnLevel, "owner unreachable", ctx, be, info.SID, raw, zap.Error(err))
+		p.metrics.SIDUnknown()
+		sidUnknown(ctx, false)
+		return
+	}
+	status := ctx.Response.StatusCode()
+	if status == fasthttp.StatusBadRequest || closing ||
+		(status == fasthttp.StatusOK && ctx.IsGet() && sticky.HasClosePacket(ctx.Response.Body())) {
+		p.table.Delete(raw)
+	}
+}
+
+// stripTag rewrites the request URI without the sid tag (backends never see tags).
+func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int) {
+	if sidStart < 0 || tagLen <= 0 || sidStart+tagLen > len(query) {
+		return
+	}
+	buf := make([]byte, 0, len(path)+1+len(query)-tagLen)
+	buf = append(buf, path...)
+	buf = append(buf, '?')
+	buf = append(buf, query[:sidStart]...)
+	buf = append(buf, query[sidStart+tagLen:]...)
+	ctx.Request.SetRequestURIBytes(buf)
+}
+
+// handshake places a new polling session, forwards it (retrying on another backend when one is
+// down: a handshake is safe to retry), and learns and tags the sid from the open packet.
+func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info) {
+	// An encoded handshake would have to be decoded to read the sid; ask for identity instead.
+	ctx.Request.Header.Del(fasthttp.HeaderAcceptEncoding)
+	be, err := p.placeAndForward(ctx, rt)
+	if be == nil {
+		return
+	}
+	if err != nil {
+		return
+	}
+	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		if ctx.Response.StatusCode() >= 500 {
+			p.balancer.ReportFailure(be)
+		}
+		return
+	}
+	p.balancer.ReportSuccess(be)
+	p.learn(ctx, rt, be)
+}
+
+// learn extracts the sid from a handshake response, tags it, and records the session.
+func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend) {
+	resp := &ctx.Response
+	body := resp.Body()
+	if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
+		plain, err := sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
+		if err != nil {
+			p.log.Warn("handshake body not decodable", zap.String("backend", be.ID), zap.Error(err))
+			return
+		}
+		resp.Header.DelBytes([]byte(fasthttp.HeaderContentEncoding))
+		resp.SetBody(plain)
+		body = resp.Body()
+	}
+	var hs sticky.Handshake
+	var err error
+	if rt.TagSIDs && be.Tag != "" {
+		var out []byte
+		out, hs, err = sticky.RewriteHandshake(nil, body, be.Tag)
+		if err == nil {
+			resp.SetBodyRaw(out)
+		} else if !errors.Is(err, sticky.ErrNotRewritable) {
+			p.log.Warn("handshake not understood", zap.String("backend", be.ID), zap.Error(err))
+			return
+		}
+	} else {
+		hs, err = sticky.ParseHandshake(body)
+		if err != nil {
+			p.log.Warn("handshake not understood", zap.String("backend", be.ID), zap.Error(err))
+			return
+		}
+	}
+	ttl := rt.SessionTTL
+	if hs.PingInterval > 0 || hs.PingTimeout > 0 {
+		ttl = hs.PingInterval + hs.PingTimeout
+	}
+	p.table.Put(string(hs.SID), be.ID, ttl+rt.TTLMargin)
+	be.Sessions.Add(1)
+	be.Handshakes.Add(1)
+	p.metrics.Handshake(be.ID)
+	if ce := p.log.Check(zap.DebugLevel, "session start"); ce != nil {
+		ce.Write(zap.String("sid", string(hs.SID)), zap.String("backend", be.ID),
+			zap.Stringer("client", ctx.RemoteAddr()))
+	}
+}
+
+// placed handles requests without a session: other paths, WebSocket-only handshakes, and
+// Engine.IO requests the backend will refuse (POST without sid, bad transport) or answer (OPTIONS).
+func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info, upgrade bool) {
+	if upgrade {
+		p.placeTunnel(ctx, rt)
+		return
+	}
+	if !info.EngineIO && rt.AffinityCookie != "" {
+		if be := p.byCookie(ctx, rt); be != nil {
+			if err := p.forward(ctx, rt, be); err != nil {
+				p.balancer.ReportFailure(be)
+				unavailable(ctx, fasthttp.StatusBadGateway, 0)
+			}
+			return
+		}
+	}
+	if !info.EngineIO {
+		// Other paths may stream (downloads, server-sent events): never hold them back.
+		ctx.Response.StreamBody = true
+	}
+	be, err := p.placeAndForward(ctx, rt)
+	if be != nil && err == nil && !info.EngineIO && rt.AffinityCookie != "" && be.Tag != "" {
+		setAffinityCookie(ctx, rt.AffinityCookie, be.Tag)
+	}
+}
+
+// maxHandshakeTries bounds how many backends one new-session request may try.
+const maxHandshakeTries = 3
+
+// placeAndForward places a request without a session and forwards it, trying up to
+// maxHandshakeTries backends when a backend cannot be reached. It has answered the client when it
+// returns a nil backend or an error.
+func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig) (*balancer.Backend, error) {
+	var tried [maxHandshakeTries]*balancer.Backend
+	pick := balancer.Pick{Now: p.now().UnixNano()}
+	if rt.HashKey != nil {
+		pick.Key, pick.HasKey = rt.HashKey(ctx, clientAddr(ctx, rt.trusted))
+	}
+	var lastErr error
+	for i := 0; i < maxHandshakeTries; i++ {
+		pick.Exclude = tried[:i]
+		be, reason := p.balancer.PlaceWithReason(&pick)
+		if be == nil {
+			if lastErr != nil {
+				p.log.Warn("no backend answered", zap.Error(lastErr), zap.Stringer("client", ctx.RemoteAddr()))
+				unavailable(ctx, fasthttp.StatusBadGateway, 0)
+				return nil, lastErr
+			}
+			if reason == balancer.AllFull {
+				unavailable(ctx, fasthttp.StatusServiceUnavailable, 1)
+			} else {
+				unavailable(ctx, fasthttp.StatusServiceUnavailable, 2)
+			}
+			return nil, nil
+		}
+		tried[i] = be
+		err := p.forward(ctx, rt, be)
+		if err == nil {
+			return be, nil
+		}
+		lastErr = err
+		p.balancer.ReportFailure(be)
+		p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
+		if ctx.Request.IsBodyStream() {
+			break
+		}
+	}
+	unavailable(ctx, fasthttp.StatusBadGateway, 0)
+	return nil, lastErr
+}
+
+// forward sends the request to be and puts its response into ctx.Response. A non-nil error means
+// no response came from the backend (nothing was written to the client yet).
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend) error {
+	req := &ctx.Request
+	clientClose := req.Header.ConnectionClose()
+	stripHopRequest(&req.Header)
+	req.Header.ResetConnectionClose()
+	buf := setForwarded(ctx, rt.trusted, nil)
+	_ = buf
+	be.InFlight.Add(1)
+	err := p.client(be, rt).Do(req, &ctx.Response)
+	be.InFlight.Add(-1)
+	if clientClose {
+		req.Header.SetConnectionClose()
+	}
+	if err != nil {
+		ctx.Response.Reset()
+		return err
+	}
+	stripHopResponse(&ctx.Response.Header)
+	ctx.Response.Header.ResetConnectionClose()
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	return nil
+}
+
+func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx, be *balancer.Backend, sid, raw []byte, extra ...zap.Field) {
+	ce := p.log.Check(level, msg)
+	if ce == nil {
+		return
+	}
+	fields := append([]zap.Field{
+		zap.ByteString("sid", sid), zap.ByteString("sid_raw", raw), zap.Stringer("client", ctx.RemoteAddr()),
+	}, extra...)
+	if be != nil {
+		fields = append(fields, zap.String("backend", be.ID))
+	}
+	ce.Write(fields...)
+}
+
+// upstreamDeadline is how long a tunnel waits for the backend's answer to an upgrade.
+func upstreamDeadline(rt *rtConfig) time.Time { return time.Now().Add(rt.DialTimeout + 10*time.Second) }

@@ -1,0 +1,276 @@
+// Package proxy is the fasthttp front of sioproxy: it classifies each request, routes Engine.IO
+// requests to the backend that owns their session, forwards HTTP, tunnels WebSockets, answers
+// Engine.IO-native errors, and drains gracefully.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"sioproxy/balancer"
+	"sioproxy/sticky"
+)
+
+// Settings are the reloadable knobs of a Proxy. A Proxy reads them through an atomic pointer, so a
+// reload swaps them without touching sessions or tunnels.
+type Settings struct {
+	Paths              []string       // Engine.IO path prefixes
+	TagSIDs            bool           // rewrite handshake sids to carry the backend tag
+	SessionTTL         time.Duration  // idle expiry when the open packet gives no timers
+	TTLMargin          time.Duration  // added to pingInterval+pingTimeout
+	MaxBodyBytes       int            // request body cap (413 beyond)
+	UpstreamTimeout    time.Duration  // backend response timeout (>= 60 s: long-polls)
+	DialTimeout        time.Duration  // backend dial timeout
+	TunnelIdleTimeout  time.Duration  // a tunnel silent both ways this long is closed
+	MaxConnsPerBackend int            // pooled connections per backend
+	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
+	AffinityCookie     string         // non-Engine.IO paths: cookie that pins a client to a backend
+	HashKey            KeyFunc        // affinity key of a new session (nil: none)
+}
+
+// KeyFunc computes the affinity key of a request for the hash policy; ok is false when the request
+// has no key.
+type KeyFunc func(ctx *fasthttp.RequestCtx, clientIP netip.Addr) (key uint64, ok bool)
+
+// DefaultSettings returns the settings a production proxy starts from.
+func DefaultSettings() Settings {
+	return Settings{
+		Paths:              []string{"/socket.io/"},
+		TagSIDs:            true,
+		SessionTTL:         60 * time.Second,
+		TTLMargin:          15 * time.Second,
+		MaxBodyBytes:       1_000_000,
+		UpstreamTimeout:    90 * time.Second,
+		DialTimeout:        3 * time.Second,
+		TunnelIdleTimeout:  90 * time.Second,
+		MaxConnsPerBackend: 20000,
+	}
+}
+
+// rtConfig is Settings plus what is derived from them.
+type rtConfig struct {
+	Settings
+	classifier *sticky.Classifier
+	trusted    trustedNets
+}
+
+// Proxy routes requests to backends. Create it with New, serve with Serve, stop with Shutdown.
+type Proxy struct {
+	log      *zap.Logger
+	balancer *balancer.Balancer
+	table    *sticky.Table
+	now      func() time.Time
+
+	rt      atomic.Pointer[rtConfig]
+	clients sync.Map // backend ID -> *fasthttp.HostClient
+	tunnels *tunnelRegistry
+	server  *fasthttp.Server
+	metrics Metrics
+
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+	closing   atomic.Bool
+}
+
+// Metrics receives events the proxy counts; nil methods are not allowed, use NopMetrics.
+type Metrics interface {
+	Request(kind string, status int, elapsed time.Duration)
+	SIDUnknown()
+	Handshake(backendID string)
+}
+
+// NopMetrics counts nothing.
+type NopMetrics struct{}
+
+// Request implements Metrics.
+func (NopMetrics) Request(string, int, time.Duration) {}
+
+// SIDUnknown implements Metrics.
+func (NopMetrics) SIDUnknown() {}
+
+// Handshake implements Metrics.
+func (NopMetrics) Handshake(string) {}
+
+// Option configures a Proxy.
+type Option func(*Proxy)
+
+// WithClock injects the clock (tests).
+func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
+
+// WithMetrics sets the metrics sink.
+func WithMetrics(m Metrics) Option { return func(p *Proxy) { p.metrics = m } }
+
+// New builds a Proxy over a balancer. The session table is created here; its evictions keep the
+// per-backend session counters of the balancer right.
+func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Proxy {
+	p := &Proxy{
+		log:       log,
+		balancer:  b,
+		now:       time.Now,
+		tunnels:   newTunnelRegistry(),
+		metrics:   NopMetrics{},
+		stopSweep: make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	p.table = sticky.NewTable(p.now, p.sessionEnded)
+	p.Apply(s)
+	p.server = &fasthttp.Server{
+		Handler:                       p.Handle,
+		Name:                          "sioproxy",
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		NoDefaultDate:                 true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		MaxRequestBodySize:            s.MaxBodyBytes,
+		ReadTimeout:                   60 * time.Second,
+		WriteTimeout:                  30 * time.Second,
+		IdleTimeout:                   120 * time.Second,
+		CloseOnShutdown:               true,
+		ReadBufferSize:                8192,
+		Logger:                        zapPrintf{log},
+		ErrorHandler:                  requestError,
+	}
+	return p
+}
+
+// Apply swaps in new settings (hot reload). Sessions, tunnels and pooled connections are kept.
+func (p *Proxy) Apply(s Settings) {
+	rt := &rtConfig{Settings: s, classifier: sticky.NewClassifier(s.Paths), trusted: trustedNets(s.TrustedProxies)}
+	p.rt.Store(rt)
+	if p.server != nil {
+		p.server.MaxRequestBodySize = s.MaxBodyBytes
+	}
+}
+
+// Table is the session table (for admin and tests).
+func (p *Proxy) Table() *sticky.Table { return p.table }
+
+// Tunnels returns the number of live WebSocket tunnels.
+func (p *Proxy) Tunnels() int { return p.tunnels.len() }
+
+// Serve accepts connections on ln until Shutdown. It also runs the session table sweeper.
+func (p *Proxy) Serve(ln net.Listener) error {
+	go p.sweep()
+	err := p.server.Serve(ln)
+	if p.closing.Load() {
+		return nil
+	}
+	return err
+}
+
+func (p *Proxy) sweep() {
+	defer close(p.sweepDone)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopSweep:
+			return
+		case <-t.C:
+			p.table.Sweep()
+		}
+	}
+}
+
+// Shutdown stops accepting, lets in-flight requests and long-polls finish until ctx is done, then
+// closes every WebSocket tunnel. It returns ctx.Err() when the deadline cut requests short.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	if !p.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := p.server.ShutdownWithContext(ctx)
+	n := p.tunnels.closeAll()
+	p.log.Info("shutdown", zap.Int("tunnels_closed", n), zap.Error(err))
+	close(p.stopSweep)
+	<-p.sweepDone
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// sessionEnded is the session table's eviction callback.
+func (p *Proxy) sessionEnded(sid, backendID string) {
+	if st := p.balancer.Stats(backendID); st != nil {
+		st.Sessions.Add(-1)
+	}
+	if ce := p.log.Check(zap.DebugLevel, "session end"); ce != nil {
+		ce.Write(zap.String("sid", sid), zap.String("backend", backendID))
+	}
+}
+
+// client returns the pooled HTTP client of a backend, creating it on first use.
+func (p *Proxy) client(be *balancer.Backend, rt *rtConfig) *fasthttp.HostClient {
+	if c, ok := p.clients.Load(be.ID); ok {
+		hc := c.(*fasthttp.HostClient)
+		if hc.Addr == be.Addr && hc.IsTLS == be.TLS {
+			return hc
+		}
+	}
+	dialTimeout := rt.DialTimeout
+	hc := &fasthttp.HostClient{
+		Addr:                          be.Addr,
+		IsTLS:                         be.TLS,
+		Name:                          "sioproxy",
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		MaxConns:                      rt.MaxConnsPerBackend,
+		MaxConnWaitTimeout:            5 * time.Second,
+		// Below Node's 5 s keep-alive timeout, so a pooled connection is rarely one the backend is
+		// closing; RetryIfErr covers the rest.
+		MaxIdleConnDuration: 4 * time.Second,
+		ReadTimeout:         rt.UpstreamTimeout,
+		WriteTimeout:        30 * time.Second,
+		RetryIfErr:          retryStale,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, dialTimeout)
+		},
+	}
+	actual, _ := p.clients.Swap(be.ID, hc)
+	_ = actual
+	return hc
+}
+
+// retryStale retries a request once when a pooled connection turned out to be closed before any
+// response byte arrived: the backend never saw the request, so even a POST is safe to resend.
+// Timeouts are never retried: a long-poll must not be duplicated (engine.io#166).
+func retryStale(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+	if attempts > 1 {
+		return false, false
+	}
+	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || isConnReset(err)
+}
+
+// requestError answers a request fasthttp could not read: 413 for a body over the limit (as
+// engine.io 6 does), 431 for huge headers, 408 for a timeout, else 400.
+func requestError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &small):
+		ctx.Error("Request Header Fields Too Large", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error("Request Timeout", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("Bad Request", fasthttp.StatusBadRequest)
+	}
+}
+
+// zapPrintf adapts zap to fasthttp's Logger.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, args ...any) { z.l.Sugar().Debugf(format, args...) }

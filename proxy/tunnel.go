@@ -1,0 +1,353 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"sioproxy/balancer"
+)
+
+// upgradeTimeout is Engine.IO's window for completing an upgrade probe. A tunnel that ends sooner
+// was a failed probe (polling goes on); one that lived longer carried the session, which ends with it.
+const upgradeTimeout = 10 * time.Second
+
+// maxUpgradeResponse bounds the backend's answer to an upgrade request.
+const maxUpgradeResponse = 64 << 10
+
+// tunnel is one spliced WebSocket connection pair.
+type tunnel struct {
+	client, backend net.Conn
+	backendID       string
+	closeOnce       sync.Once
+}
+
+func (t *tunnel) close() {
+	t.closeOnce.Do(func() {
+		t.client.Close()
+		t.backend.Close()
+	})
+}
+
+// tunnelRegistry tracks live tunnels: hijacked connections escape fasthttp's Shutdown, so the proxy
+// closes them itself. Tunnels open and close far less often than requests flow; a mutex is fine.
+type tunnelRegistry struct {
+	mu     sync.Mutex
+	live   map[*tunnel]struct{}
+	closed bool
+	n      atomic.Int64
+}
+
+func newTunnelRegistry() *tunnelRegistry { return &tunnelRegistry{live: make(map[*tunnel]struct{})} }
+
+func (r *tunnelRegistry) add(t *tunnel) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.live[t] = struct{}{}
+	r.n.Add(1)
+	return true
+}
+
+func (r *tunnelRegistry) remove(t *tunnel) {
+	r.mu.Lock()
+	if _, ok := r.live[t]; ok {
+		delete(r.live, t)
+		r.n.Add(-1)
+	}
+	r.mu.Unlock()
+}
+
+func (r *tunnelRegistry) len() int { return int(r.n.Load()) }
+
+// closeAll closes every tunnel and refuses new ones.
+func (r *tunnelRegistry) closeAll() int {
+	r.mu.Lock()
+	r.closed = true
+	ts := make([]*tunnel, 0, len(r.live))
+	for t := range r.live {
+		ts = append(ts, t)
+	}
+	r.mu.Unlock()
+	for _, t := range ts {
+		t.close()
+	}
+	return len(ts)
+}
+
+// closeBackend closes up to limit tunnels of one backend (limit <= 0: all); for drain deadlines.
+func (r *tunnelRegistry) closeBackend(id string, limit int) int {
+	r.mu.Lock()
+	var ts []*tunnel
+	for t := range r.live {
+		if t.backendID == id && (limit <= 0 || len(ts) < limit) {
+			ts = append(ts, t)
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range ts {
+		t.close()
+	}
+	return len(ts)
+}
+
+// CloseBackendTunnels closes up to limit live tunnels of a backend (limit <= 0: all) and returns
+// how many it closed. Clients reconnect and are placed anew.
+func (p *Proxy) CloseBackendTunnels(id string, limit int) int { return p.tunnels.closeBackend(id, limit) }
+
+// placeTunnel places a WebSocket-only session (no sid) and tunnels it, trying another backend when
+// one cannot be dialled.
+func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
+	var tried [maxHandshakeTries]*balancer.Backend
+	pick := balancer.Pick{Now: p.now().UnixNano()}
+	if rt.HashKey != nil {
+		pick.Key, pick.HasKey = rt.HashKey(ctx, clientAddr(ctx, rt.trusted))
+	}
+	for i := 0; i < maxHandshakeTries; i++ {
+		pick.Exclude = tried[:i]
+		be, reason := p.balancer.PlaceWithReason(&pick)
+		if be == nil {
+			status, retry := fasthttp.StatusServiceUnavailable, 2
+			if reason == balancer.AllFull {
+				retry = 1
+			}
+			if i > 0 {
+				status, retry = fasthttp.StatusBadGateway, 0
+			}
+			unavailable(ctx, status, retry)
+			return
+		}
+		tried[i] = be
+		conn, err := dialBackend(be, rt.DialTimeout)
+		if err != nil {
+			p.balancer.ReportFailure(be)
+			p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
+			continue
+		}
+		p.upgrade(ctx, rt, be, conn, nil)
+		return
+	}
+	unavailable(ctx, fasthttp.StatusBadGateway, 0)
+}
+
+// tunnel connects an upgrade request that carries a sid to its owner. An owner that cannot be
+// dialled loses the session: the client gets Engine.IO's raw 400 and starts over.
+func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, rawSID []byte) {
+	conn, err := dialBackend(be, rt.DialTimeout)
+	if err != nil {
+		p.balancer.ReportFailure(be)
+		p.table.Delete(rawSID)
+		p.log.Warn("owner unreachable", zap.String("backend", be.ID), zap.ByteString("sid_raw", rawSID), zap.Error(err))
+		p.metrics.SIDUnknown()
+		sidUnknown(ctx, true)
+		return
+	}
+	p.upgrade(ctx, rt, be, conn, rawSID)
+}
+
+func dialBackend(be *balancer.Backend, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if be.TLS {
+		return tls.DialWithDialer(&d, "tcp", be.Addr, &tls.Config{ServerName: hostOnly(be.Addr), NextProtos: []string{"http/1.1"}})
+	}
+	return d.Dial("tcp", be.Addr)
+}
+
+func hostOnly(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// upgrade forwards the upgrade request on conn, relays the backend's answer, and on 101 hijacks the
+// client connection and splices bytes both ways until either side ends.
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, conn net.Conn, rawSID []byte) {
+	h := &ctx.Request.Header
+	setForwarded(ctx, rt.trusted, nil)
+	for _, k := range hopHeaders[:5] { // Keep-Alive, Proxy-*, TE; Upgrade and Connection must pass
+		h.DelBytes(k)
+	}
+	conn.SetDeadline(upstreamDeadline(rt))
+	if _, err := conn.Write(h.Header()); err != nil {
+		conn.Close()
+		p.upgradeFailed(ctx, be, rawSID, err)
+		return
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	head, err := readHead(br)
+	if err != nil {
+		conn.Close()
+		p.upgradeFailed(ctx, be, rawSID, err)
+		return
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+		// Relay any other answer as is (Engine.IO's raw 400 for a dead sid, 403, ...).
+		err := ctx.Response.Read(bufio.NewReader(io.MultiReader(bytes.NewReader(head), io.LimitReader(br, maxUpgradeResponse))))
+		conn.Close()
+		if err != nil {
+			p.upgradeFailed(ctx, be, rawSID, err)
+			return
+		}
+		if ctx.Response.StatusCode() == fasthttp.StatusBadRequest && rawSID != nil {
+			p.table.Delete(rawSID)
+		}
+		ctx.SetConnectionClose()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	var early []byte
+	if n := br.Buffered(); n > 0 {
+		early, _ = br.Peek(n) // frames the backend sent right after 101 (WebSocket-only open packet)
+	}
+	sid := string(rawSID)
+	clientTCP, _ := ctx.Conn().(*net.TCPConn)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		t := &tunnel{client: c, backend: conn, backendID: be.ID}
+		if !p.tunnels.add(t) {
+			conn.Close()
+			return
+		}
+		be.Tunnels.Add(1)
+		if sid == "" {
+			be.Sessions.Add(1) // a WebSocket-only session lives exactly as long as its tunnel
+		}
+		start := time.Now()
+		p.splice(t, c, clientTCP, head, early, rt.TunnelIdleTimeout)
+		t.close()
+		p.tunnels.remove(t)
+		be.Tunnels.Add(-1)
+		if sid == "" {
+			be.Sessions.Add(-1)
+		} else if time.Since(start) > upgradeTimeout {
+			p.table.Delete([]byte(sid))
+		}
+	})
+}
+
+func (p *Proxy) upgradeFailed(ctx *fasthttp.RequestCtx, be *balancer.Backend, rawSID []byte, err error) {
+	p.balancer.ReportFailure(be)
+	p.log.Warn("upgrade failed", zap.String("backend", be.ID), zap.ByteString("sid_raw", rawSID), zap.Error(err))
+	if rawSID != nil {
+		p.table.Delete(rawSID)
+		p.metrics.SIDUnknown()
+		sidUnknown(ctx, true)
+		return
+	}
+	unavailable(ctx, fasthttp.StatusBadGateway, 0)
+}
+
+// readHead reads a response head (status line and headers, through the blank line) byte-exact.
+func readHead(br *bufio.Reader) ([]byte, error) {
+	var head []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		head = append(head, line...)
+		if len(head) > maxUpgradeResponse {
+			return nil, errors.New("upgrade response head too large")
+		}
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+			return head, nil
+		}
+	}
+}
+
+// splice relays the 101 head and early frames to the client, then copies both ways. It returns when
+// both directions ended, one side failed, or the tunnel was idle both ways for idle.
+func (p *Proxy) splice(t *tunnel, c net.Conn, clientTCP *net.TCPConn, head, early []byte, idle time.Duration) {
+	if _, err := c.Write(append(head, early...)); err != nil {
+		return
+	}
+	clientSide := io.ReadWriter(c)
+	if clientTCP != nil {
+		// Bytes fasthttp buffered past the upgrade request are read through c; after them, read the
+		// socket itself so the kernel can splice(2) it.
+		if !drainBuffered(c, clientTCP, t.backend) {
+			return
+		}
+		clientSide = clientTCP
+	}
+	var active atomic.Int64
+	active.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	go func() {
+		pipe(clientSide, t.backend, idle, &active)
+		closeWrite(clientSide)
+		close(done)
+	}()
+	pipe(t.backend, clientSide, idle, &active)
+	closeWrite(t.backend)
+	select {
+	case <-done:
+	case <-time.After(idle):
+	}
+	t.close()
+	<-done
+}
+
+// drainBuffered forwards what the server's reader already holds: a read through c with an expired
+// socket deadline returns buffered bytes, then a timeout without consuming anything more.
+func drainBuffered(c net.Conn, raw *net.TCPConn, dst net.Conn) bool {
+	raw.SetReadDeadline(time.Unix(1, 0))
+	defer raw.SetReadDeadline(time.Time{})
+	var buf [2048]byte
+	for {
+		n, err := c.Read(buf[:])
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return false
+			}
+		}
+		if err != nil {
+			return errors.Is(err, os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// pipe copies src to dst (splice(2) between TCP sockets) until EOF or an error. A read deadline
+// renews while either direction moves; both idle for idle ends it.
+func pipe(dst io.Writer, src io.Reader, idle time.Duration, active *atomic.Int64) {
+	dl, _ := src.(interface{ SetReadDeadline(time.Time) error })
+	for {
+		if dl != nil && idle > 0 {
+			dl.SetReadDeadline(time.Now().Add(idle))
+		}
+		n, err := io.Copy(dst, src)
+		if n > 0 {
+			active.Store(time.Now().UnixNano())
+		}
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		if time.Since(time.Unix(0, active.Load())) >= idle {
+			return
+		}
+	}
+}
+
+func closeWrite(c any) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+func isConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
+}

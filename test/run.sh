@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need (npm packages from the lock file,
+# Debian's chromium for the browser test, the Consul agent built from its Go module), then runs the
+# unit tests (with -race), short fuzzing of every parser, and the end-to-end tests against real
+# Socket.IO servers and clients, a real Consul agent and a real browser.
+#
+#   ./test/run.sh            everything
+#   ./test/run.sh unit       unit tests only (no installs)
+#   FUZZTIME=30s ./test/run.sh   longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+what=${1:-all}
+step() { printf '\n==> %s\n' "$*"; }
+
+install_deps() {
+  step "installing test dependencies"
+  need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v node >/dev/null || need+=(nodejs npm)
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "missing: ${need[*]} (install them with apt-get as root)" >&2; exit 1
+    fi
+  fi
+  if [ ! -f test/node/node_modules/.package-lock.json ] || ! cmp -s test/node/package-lock.json test/node/node_modules/.lock-installed; then
+    (cd test/node && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.lock-installed)
+  fi
+  SIOPROXY_CONSUL=$(test/consul/build.sh)
+  export SIOPROXY_CONSUL
+  echo "consul: $SIOPROXY_CONSUL"
+}
+
+checks() {
+  step "gofmt and go vet"
+  bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/node/*'))
+  if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
+  go vet ./...
+}
+
+unit() {
+  step "unit tests (race detector)"
+  go test -race -count=1 -timeout 15m $(go list ./... | grep -v /test/)
+}
+
+fuzz() {
+  step "fuzzing every parser (${FUZZTIME:-5s} each)"
+  for pkg in $(go list ./... | grep -v /test/); do
+    dir=${pkg#sioproxy}; dir=.${dir}
+    for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+      go test -run='^$' -fuzz="^${f}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >/dev/null
+      echo "ok  $pkg $f"
+    done
+  done
+}
+
+e2e() {
+  step "end-to-end tests (real Socket.IO, Consul, Chromium)"
+  go test -count=1 -timeout 40m -v ./test/... 2>&1 | tee /tmp/sioproxy-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' || true
+  grep -q '^FAIL' /tmp/sioproxy-e2e.log && exit 1
+  grep -q '^ok' /tmp/sioproxy-e2e.log || { echo "end-to-end tests did not run" >&2; exit 1; }
+}
+
+case "$what" in
+  unit) checks; unit ;;
+  e2e) install_deps; e2e ;;
+  all) install_deps; checks; unit; fuzz; e2e ;;
+  *) echo "usage: $0 [all|unit|e2e]" >&2; exit 2 ;;
+esac
+step "all tests passed"
