@@ -79,6 +79,9 @@ func (p *Proxy) resolve(rt *rtConfig, snap *balancer.Snapshot, sid []byte) (be *
 		if be = snap.ByTag(tag); be != nil {
 			// Keep the table (session counts, expiry) in step with traffic this process sees.
 			if _, known := p.table.Get(r); !known {
+				if _, closing := p.closing.Load(be.ID); closing {
+					return nil, r, true
+				}
 				p.table.Put(string(r), be.ID, rt.SessionTTL+rt.TTLMargin)
 				be.Sessions.Add(1)
 			}
@@ -202,7 +205,6 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 	}
 	p.table.Put(string(hs.SID), be.ID, ttl+rt.TTLMargin)
 	be.Sessions.Add(1)
-	be.Handshakes.Add(1)
 	p.metrics.Handshake(be.ID)
 	if ce := p.log.Check(zap.DebugLevel, "session start"); ce != nil {
 		ce.Write(zap.String("sid", string(hs.SID)), zap.String("backend", be.ID),

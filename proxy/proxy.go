@@ -71,13 +71,14 @@ type Proxy struct {
 
 	rt      atomic.Pointer[rtConfig]
 	clients sync.Map // backend ID -> *fasthttp.HostClient
+	closing sync.Map // backend ID -> struct{}: backends whose sessions are being closed (drain deadline)
 	tunnels *tunnelRegistry
 	server  *fasthttp.Server
 	metrics Metrics
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
-	closing   atomic.Bool
+	stopping  atomic.Bool
 }
 
 // Metrics receives events the proxy counts; nil methods are not allowed, use NopMetrics.
@@ -164,7 +165,7 @@ func (p *Proxy) Tunnels() int { return p.tunnels.len() }
 func (p *Proxy) Serve(ln net.Listener) error {
 	go p.sweep()
 	err := p.server.Serve(ln)
-	if p.closing.Load() {
+	if p.stopping.Load() {
 		return nil
 	}
 	return err
@@ -187,7 +188,7 @@ func (p *Proxy) sweep() {
 // Shutdown stops accepting, lets in-flight requests and long-polls finish until ctx is done, then
 // closes every WebSocket tunnel. It returns ctx.Err() when the deadline cut requests short.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	if !p.closing.CompareAndSwap(false, true) {
+	if !p.stopping.CompareAndSwap(false, true) {
 		return nil
 	}
 	err := p.server.ShutdownWithContext(ctx)

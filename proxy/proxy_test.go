@@ -331,7 +331,9 @@ func TestOwnerDownGivesSessionUnknown(t *testing.T) {
 	}
 }
 
-func wsURL(addr, query string) string { return "ws://" + addr + "/socket.io/?EIO=4&transport=websocket" + query }
+func wsURL(addr, query string) string {
+	return "ws://" + addr + "/socket.io/?EIO=4&transport=websocket" + query
+}
 
 func TestWebSocketOnlyTunnel(t *testing.T) {
 	b := startBackend(t, "ws")

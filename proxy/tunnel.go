@@ -106,7 +106,9 @@ func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 
 // CloseBackendTunnels closes up to limit live tunnels of a backend (limit <= 0: all) and returns
 // how many it closed. Clients reconnect and are placed anew.
-func (p *Proxy) CloseBackendTunnels(id string, limit int) int { return p.tunnels.closeBackend(id, limit) }
+func (p *Proxy) CloseBackendTunnels(id string, limit int) int {
+	return p.tunnels.closeBackend(id, limit)
+}
 
 // placeTunnel places a WebSocket-only session (no sid) and tunnels it, trying another backend when
 // one cannot be dialled.
@@ -351,3 +353,19 @@ func closeWrite(c any) {
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
 }
+
+// CloseSessions ends up to n live sessions of a backend (a drain deadline): polling sessions are
+// forgotten, so their next request gets Engine.IO's "Session ID unknown" and the client reconnects
+// elsewhere; when none is left, WebSocket tunnels are closed. From the first call on, tagged sids of
+// that backend that the table no longer knows are refused too, until StopClosing.
+func (p *Proxy) CloseSessions(id string, n int) int {
+	p.closing.Store(id, struct{}{})
+	k := p.table.EvictBackend(id, n)
+	if k < n {
+		k += p.tunnels.closeBackend(id, n-k)
+	}
+	return k
+}
+
+// StopClosing ends CloseSessions' refusal of a backend's forgotten sessions (undrain).
+func (p *Proxy) StopClosing(id string) { p.closing.Delete(id) }

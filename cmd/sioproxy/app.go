@@ -6,17 +6,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"sioproxy/admin"
 	"sioproxy/balancer"
 	"sioproxy/configs"
 	"sioproxy/demo"
+	"sioproxy/health"
 	"sioproxy/proxy"
 	"sioproxy/sticky"
 )
@@ -130,11 +136,19 @@ func orDefault(v, d string) string {
 
 // app is a running proxy and what a reload replaces.
 type app struct {
-	log   *zap.Logger
-	opts  *options
-	bal   *balancer.Balancer
-	proxy *proxy.Proxy
-	cfg   *configs.Config
+	log     *zap.Logger
+	opts    *options
+	bal     *balancer.Balancer
+	proxy   *proxy.Proxy
+	set     *backendSet
+	metrics *admin.Metrics
+
+	mu        sync.Mutex // guards cfg and the discovery watchers during a reload
+	cfg       *configs.Config
+	stopWatch context.CancelFunc
+	watcher   *health.ConsulWatcher
+	drains    map[string]context.CancelFunc
+	ctx       context.Context
 }
 
 // serve runs the proxy until ctx is cancelled (SIGTERM/SIGINT), reloading on SIGHUP.
@@ -145,7 +159,7 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 		return 2
 	}
 	defer log.Sync()
-	a := &app{log: log, opts: o, cfg: cfg}
+	a := &app{log: log, opts: o, cfg: cfg, ctx: ctx, drains: map[string]context.CancelFunc{}}
 	if err := a.build(cfg); err != nil {
 		fmt.Fprintln(stderr, "sioproxy:", err)
 		return 1
@@ -155,6 +169,32 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 		fmt.Fprintln(stderr, "sioproxy:", err)
 		return 1
 	}
+	var adminSrv *http.Server
+	if cfg.Admin.Listen != "" {
+		aln, err := proxy.Listen(ctx, cfg.Admin.Listen)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintln(stderr, "sioproxy: admin:", err)
+			return 1
+		}
+		token, err := cfg.Admin.ResolveToken()
+		if token == "" {
+			token = os.Getenv("SIOPROXY_ADMIN_TOKEN")
+		}
+		if err != nil {
+			ln.Close()
+			aln.Close()
+			fmt.Fprintln(stderr, "sioproxy:", err)
+			return 1
+		}
+		adminSrv = &http.Server{
+			Handler:           admin.Handler(admin.Options{Balancer: a.bal, Controller: a, Metrics: a.metrics, Token: token, Logger: log}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		go adminSrv.Serve(aln)
+		log.Info("admin listening", zap.String("addr", aln.Addr().String()))
+	}
+	a.startDiscovery(cfg)
 	served := make(chan error, 1)
 	go func() { served <- a.proxy.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
@@ -163,6 +203,10 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	defer a.stopDiscovery()
+	if adminSrv != nil {
+		defer adminSrv.Close()
+	}
 	for {
 		select {
 		case err := <-served:
@@ -172,10 +216,11 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 			}
 			return 0
 		case <-hup:
-			a.reload()
+			a.Reload()
 		case <-ctx.Done():
-			log.Info("shutting down", zap.Duration("timeout", cfg.Proxy.ShutdownTimeout.Duration()))
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout.Duration())
+			timeout := a.config().Proxy.ShutdownTimeout.Duration()
+			log.Info("shutting down", zap.Duration("timeout", timeout))
+			sctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err := a.proxy.Shutdown(sctx)
 			cancel()
 			if err != nil {
@@ -186,24 +231,26 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 	}
 }
 
-// build wires balancer and proxy for a first config.
+func (a *app) config() *configs.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// build wires balancer, backend set, metrics and proxy for the first config.
 func (a *app) build(cfg *configs.Config) error {
 	pol, err := policyOf(cfg)
 	if err != nil {
 		return err
 	}
-	specs, err := staticSpecs(cfg.Backends)
-	if err != nil {
-		return err
-	}
-	settings, err := settingsOf(cfg)
-	if err != nil {
-		return err
-	}
+	specs := staticSpecs(cfg.Backends)
+	settings := settingsOf(cfg)
 	opts := append(balancerOptions(cfg), balancer.WithTagger(tagger(cfg.Sticky.TagSIDs)))
 	a.bal = balancer.New(pol, opts...)
-	a.bal.Update(specs)
-	a.proxy = proxy.New(a.log, a.bal, settings)
+	a.set = newBackendSet(a.bal.Update)
+	a.set.Set("static", specs)
+	a.metrics = admin.NewMetrics(a.bal)
+	a.proxy = proxy.New(a.log, a.bal, settings, proxy.WithMetrics(a.metrics))
 	return nil
 }
 
@@ -214,22 +261,77 @@ func tagger(on bool) func(string) string {
 	return sticky.TagFor
 }
 
-// reload re-reads the config file; a bad one is refused and the running config kept.
-func (a *app) reload() {
-	if a.opts.config == "" {
-		a.log.Info("reload: no config file, nothing to reload")
+// startDiscovery starts the Consul watch of a config, if it names services.
+func (a *app) startDiscovery(cfg *configs.Config) {
+	c := cfg.Discovery.Consul
+	if len(c.Services) == 0 {
 		return
+	}
+	token, err := c.ResolveToken()
+	if err != nil {
+		a.log.Error("consul token file unreadable", zap.String("file", c.TokenFile), zap.Error(err))
+	}
+	w, err := health.NewConsulWatcher(health.ConsulOptions{
+		Address: c.Address, Token: token, Datacenter: c.Datacenter, Services: c.Services, Tag: c.Tag,
+		WarningEligible: c.WarningEligible, DeregisterGrace: c.DeregisterGrace.Duration(), WaitTime: c.WaitTime.Duration(),
+		Logger: a.log.Named("consul"),
+		Publish: func(service string, specs []balancer.Spec) {
+			a.set.Set("consul:"+service, specs)
+		},
+	})
+	if err != nil {
+		a.log.Error("consul discovery not started", zap.Error(err))
+		return
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	a.watcher, a.stopWatch = w, cancel
+	a.metrics.WatchConsul(w.Healthy, w.LastIndexAge)
+	go w.Run(ctx)
+}
+
+func (a *app) stopDiscovery() {
+	if a.stopWatch != nil {
+		a.stopWatch()
+		a.stopWatch = nil
+	}
+}
+
+// Reload re-reads the config file; a bad one is refused and the running config kept.
+func (a *app) Reload() error {
+	err := a.reload()
+	if err != nil {
+		a.metrics.Reload("error")
+		a.log.Error("reload refused, running config kept", zap.Error(err))
+		return err
+	}
+	a.metrics.Reload("ok")
+	return nil
+}
+
+func (a *app) reload() error {
+	if a.opts.config == "" {
+		return errors.New("no config file to reload (started with flags only)")
 	}
 	cfg, err := loadConfig(a.opts)
-	if err == nil {
-		err = a.apply(cfg)
-	}
 	if err != nil {
-		a.log.Error("reload refused, running config kept", zap.Error(err))
-		return
+		return err
 	}
-	a.log.Info("reloaded", zap.Strings("changed", configs.Diff(a.cfg, cfg)))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.apply(cfg); err != nil {
+		return err
+	}
+	changed := configs.Diff(a.cfg, cfg)
+	if slices.Contains(changed, "discovery") {
+		a.stopDiscovery()
+		for _, svc := range a.cfg.Discovery.Consul.Services {
+			a.set.Set("consul:"+svc, nil)
+		}
+		a.startDiscovery(cfg)
+	}
+	a.log.Info("reloaded", zap.Strings("changed", changed))
 	a.cfg = cfg
+	return nil
 }
 
 // apply swaps a validated config in without dropping sessions or tunnels.
@@ -238,21 +340,102 @@ func (a *app) apply(cfg *configs.Config) error {
 	if err != nil {
 		return err
 	}
-	specs, err := staticSpecs(cfg.Backends)
-	if err != nil {
-		return err
-	}
-	settings, err := settingsOf(cfg)
-	if err != nil {
-		return err
-	}
-	if cfg.Listen != a.cfg.Listen {
-		return fmt.Errorf("listen cannot change on reload (%s -> %s); restart instead", a.cfg.Listen, cfg.Listen)
+	specs := staticSpecs(cfg.Backends)
+	settings := settingsOf(cfg)
+	if cfg.Listen != a.cfg.Listen || cfg.Admin.Listen != a.cfg.Admin.Listen {
+		return fmt.Errorf("listen addresses cannot change on reload; restart instead (the listener uses SO_REUSEPORT)")
 	}
 	a.bal.SetPolicy(pol)
-	a.bal.Update(specs)
+	a.set.Set("static", specs)
 	a.proxy.Apply(settings)
 	return nil
+}
+
+// Drain implements admin.Controller.
+func (a *app) Drain(id string, deadline time.Duration, rate float64) error {
+	if err := a.set.Drain(id, true); err != nil {
+		return err
+	}
+	a.log.Info("backend draining", zap.String("backend", id), zap.Duration("deadline", deadline), zap.Float64("rate", rate))
+	a.mu.Lock()
+	if cancel := a.drains[id]; cancel != nil {
+		cancel()
+		delete(a.drains, id)
+	}
+	if deadline > 0 {
+		ctx, cancel := context.WithCancel(a.ctx)
+		a.drains[id] = cancel
+		go a.closeAfter(ctx, id, deadline, rate)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// closeAfter closes a drained backend's remaining sessions after the deadline, rate per second,
+// with jitter, so that their clients reconnect elsewhere without a storm.
+func (a *app) closeAfter(ctx context.Context, id string, deadline time.Duration, rate float64) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(deadline):
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	closed := 0
+	for {
+		n := a.proxy.CloseSessions(id, 1)
+		closed += n
+		if n == 0 {
+			a.log.Info("drained backend has no sessions left", zap.String("backend", id), zap.Int("closed", closed))
+			return
+		}
+		jitter := time.Duration(rand.Int64N(int64(interval)/2 + 1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval/2 + jitter + interval/4):
+		}
+	}
+}
+
+// Undrain implements admin.Controller.
+func (a *app) Undrain(id string) error {
+	if err := a.set.Drain(id, false); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if cancel := a.drains[id]; cancel != nil {
+		cancel()
+		delete(a.drains, id)
+	}
+	a.mu.Unlock()
+	a.proxy.StopClosing(id)
+	a.log.Info("backend undrained", zap.String("backend", id))
+	return nil
+}
+
+// Ready implements admin.Controller: ready when some backend can take a new session.
+func (a *app) Ready() (bool, string) {
+	snap := a.bal.Snapshot()
+	for _, be := range snap.Backends {
+		if be.State == balancer.Active && be.Weight > 0 {
+			if w := a.watcher; w != nil && !w.Healthy() {
+				return true, "" // serving the last known set; /metrics tells Consul is down
+			}
+			return true, ""
+		}
+	}
+	if w := a.watcher; w != nil && !w.Healthy() {
+		return false, "no eligible backend, and Consul is unreachable"
+	}
+	return false, "no eligible backend"
+}
+
+// SessionCount implements admin.Controller.
+func (a *app) SessionCount(id string) int {
+	if id == "" {
+		return a.proxy.Table().Len()
+	}
+	return a.proxy.Table().Count(id)
 }
 
 // newLogger builds the zap logger of a config.
@@ -272,5 +455,3 @@ func newLogger(c configs.Log) (*zap.Logger, error) {
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zc.Build()
 }
-
-var _ = time.Second

@@ -2,11 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
-	"net"
-	"net/netip"
-	"net/url"
-	"strings"
 
 	"sioproxy/balancer"
 	"sioproxy/configs"
@@ -37,59 +32,40 @@ func loadConfig(o *options) (*configs.Config, error) {
 	if o.set["log-format"] {
 		cfg.Log.Format = o.logFormat
 	}
+	if o.set["admin-listen"] {
+		cfg.Admin.Listen = o.admin
+	}
+	if o.set["consul-addr"] {
+		cfg.Discovery.Consul.Address = o.consul
+	}
+	if o.set["consul-service"] {
+		cfg.Discovery.Consul.Services = append([]string(nil), o.services...)
+	}
 	if o.set["policy"] {
 		cfg.Balancer.Policy = o.policy
 	}
+	if len(cfg.Backends) == 0 && !cfg.Discovery.Consul.Enabled() {
+		return nil, errors.New("no backends: give -backend URL (repeatable), -consul-service NAME, or a -config file with backends")
+	}
+	cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if len(cfg.Backends) == 0 && len(cfg.Discovery.Consul.Services) == 0 {
-		return nil, errors.New("no backends: give -backend URL (repeatable) or a -config file with backends")
 	}
 	return cfg, nil
 }
 
-// staticSpecs turns the configured backends into balancer specs.
-func staticSpecs(bs []configs.Backend) ([]balancer.Spec, error) {
+// staticSpecs turns the configured (validated, normalized) backends into balancer specs.
+func staticSpecs(bs []configs.Backend) []balancer.Spec {
 	specs := make([]balancer.Spec, 0, len(bs))
 	for _, b := range bs {
-		addr, tls, err := backendAddr(b.URL)
-		if err != nil {
-			return nil, err
-		}
-		s := balancer.Spec{ID: b.ID, Addr: addr, TLS: tls, Weight: 1, State: balancer.Active, Source: "static"}
-		if s.ID == "" {
-			s.ID = b.URL
-		}
-		if b.Weight != nil {
-			s.Weight = *b.Weight
-		}
+		addr, tls := b.Addr()
+		s := balancer.Spec{ID: b.EffectiveID(), Addr: addr, TLS: tls, Weight: b.EffectiveWeight(), State: balancer.Active, Source: "static"}
 		if b.Drain {
 			s.State = balancer.Draining
 		}
 		specs = append(specs, s)
 	}
-	return specs, nil
-}
-
-// backendAddr parses a backend URL into host:port and whether it uses TLS.
-func backendAddr(raw string) (string, bool, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", false, fmt.Errorf("backend %q: %v", raw, err)
-	}
-	var tls bool
-	switch strings.ToLower(u.Scheme) {
-	case "http", "ws":
-	case "https", "wss":
-		tls = true
-	default:
-		return "", false, fmt.Errorf("backend %q: scheme must be http, https, ws or wss", raw)
-	}
-	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return "", false, fmt.Errorf("backend %q: want host:port (%v)", raw, err)
-	}
-	return u.Host, tls, nil
+	return specs
 }
 
 // policyOf builds the placement policy of a config.
@@ -101,7 +77,7 @@ func policyOf(cfg *configs.Config) (balancer.Policy, error) {
 }
 
 // settingsOf derives the proxy's reloadable settings from a config.
-func settingsOf(cfg *configs.Config) (proxy.Settings, error) {
+func settingsOf(cfg *configs.Config) proxy.Settings {
 	s := proxy.Settings{
 		Paths:              cfg.Sticky.Paths,
 		TagSIDs:            cfg.Sticky.TagSIDs,
@@ -114,21 +90,11 @@ func settingsOf(cfg *configs.Config) (proxy.Settings, error) {
 		MaxConnsPerBackend: cfg.Proxy.MaxConnsPerBackend,
 		AffinityCookie:     cfg.Sticky.Cookie,
 	}
-	for _, t := range cfg.Proxy.TrustedProxies {
-		p, err := netip.ParsePrefix(t)
-		if err != nil {
-			a, aerr := netip.ParseAddr(t)
-			if aerr != nil {
-				return s, fmt.Errorf("trusted_proxies: %q is neither a CIDR nor an IP", t)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		s.TrustedProxies = append(s.TrustedProxies, p)
-	}
+	s.TrustedProxies = cfg.Proxy.TrustedPrefixes()
 	if cfg.Balancer.Policy == balancer.PolicyHash {
 		s.HashKey = proxy.KeyFuncFor(cfg.Balancer.HashKey.Source, cfg.Balancer.HashKey.Name)
 	}
-	return s, nil
+	return s
 }
 
 // balancerOptions derives the balancer's options from a config.

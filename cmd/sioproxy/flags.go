@@ -21,6 +21,9 @@ type options struct {
 	logLevel  string
 	logFormat string
 	policy    string
+	admin     string
+	consul    string
+	services  listFlag
 	version   bool
 	set       map[string]bool // flags given on the command line
 }
@@ -35,10 +38,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, error) 
 	fs.StringVar(&o.logLevel, "log-level", "", "log `level`: debug, info, warn, error (default info)")
 	fs.StringVar(&o.logFormat, "log-format", "", "log `format`: json or console (default json)")
 	fs.StringVar(&o.policy, "policy", "", "placement `policy` of new sessions: p2c, round_robin, least_sessions, hash")
+	fs.StringVar(&o.admin, "admin-listen", "", "admin API and metrics `address` (default 127.0.0.1:9090; empty string disables)")
+	fs.StringVar(&o.consul, "consul-addr", "", "Consul agent `host:port` for discovery")
+	fs.Var(&o.services, "consul-service", "Consul service `name` whose healthy instances are backends (repeatable)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage:
   %[1]s [-config FILE] [-listen ADDR] [-backend URL]... [-log-level LEVEL]
+  %[1]s -listen ADDR -consul-addr HOST:PORT -consul-service NAME...
   %[1]s check -config FILE     validate a config file and exit
   %[1]s demo                   run the proxy on 127.0.0.1:8080 in front of three demo backends
 

@@ -1,0 +1,175 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"sioproxy/balancer"
+)
+
+type fakeController struct {
+	drained  map[string]time.Duration
+	reloadOK bool
+	ready    bool
+}
+
+func (f *fakeController) Drain(id string, d time.Duration, _ float64) error {
+	if id != "a" && id != "b" {
+		return fmt.Errorf("%w: %s", ErrUnknownBackend, id)
+	}
+	f.drained[id] = d
+	return nil
+}
+func (f *fakeController) Undrain(id string) error { delete(f.drained, id); return nil }
+func (f *fakeController) Reload() error {
+	if !f.reloadOK {
+		return errors.New("c.yaml:3: proxy.x: unknown key")
+	}
+	return nil
+}
+func (f *fakeController) Ready() (bool, string)    { return f.ready, "no eligible backend" }
+func (f *fakeController) SessionCount(id string) int { return len(id) }
+
+func newTestAPI(t *testing.T, token string) (*httptest.Server, *fakeController, *Metrics, *balancer.Balancer) {
+	bal := balancer.New(balancer.NewRoundRobin())
+	bal.Update([]balancer.Spec{{ID: "a", Addr: "127.0.0.1:1", Weight: 1, State: balancer.Active, Source: "static"},
+		{ID: "b", Addr: "127.0.0.1:2", Weight: 2, State: balancer.Draining, Source: "consul"}})
+	fc := &fakeController{drained: map[string]time.Duration{}, ready: true}
+	m := NewMetrics(bal)
+	srv := httptest.NewServer(Handler(Options{Balancer: bal, Controller: fc, Metrics: m, Token: token}))
+	t.Cleanup(srv.Close)
+	return srv, fc, m, bal
+}
+
+func call(t *testing.T, method, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestBackendsAndDrain(t *testing.T) {
+	srv, fc, _, bal := newTestAPI(t, "")
+	bal.Snapshot().ByID("a").Sessions.Add(3)
+	code, body := call(t, "GET", srv.URL+"/backends", "")
+	var views []BackendView
+	if err := json.Unmarshal([]byte(body), &views); code != 200 || err != nil || len(views) != 2 {
+		t.Fatalf("GET /backends: %d %v %s", code, err, body)
+	}
+	if views[0].ID != "a" || views[0].Sessions != 3 || views[0].State != "active" || views[1].State != "draining" || views[1].Weight != 2 {
+		t.Fatalf("views: %+v", views)
+	}
+	if code, _ := call(t, "POST", srv.URL+"/backends/a/drain?deadline=30s&rate=5", ""); code != 200 || fc.drained["a"] != 30*time.Second {
+		t.Fatalf("drain: %d %v", code, fc.drained)
+	}
+	if code, _ := call(t, "POST", srv.URL+"/backends/zz/drain", ""); code != 404 {
+		t.Fatalf("drain unknown: %d", code)
+	}
+	if code, _ := call(t, "POST", srv.URL+"/backends/a/drain?deadline=soon", ""); code != 400 {
+		t.Fatalf("drain with bad deadline: %d", code)
+	}
+	if code, _ := call(t, "POST", srv.URL+"/backends/a/undrain", ""); code != 200 || len(fc.drained) != 0 {
+		t.Fatalf("undrain: %d %v", code, fc.drained)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/backends/a/drain", ""); code != 405 {
+		t.Fatalf("GET on drain: %d, want 405", code)
+	}
+}
+
+func TestTokenAndReadiness(t *testing.T) {
+	srv, fc, _, _ := newTestAPI(t, "s3cret")
+	if code, _ := call(t, "GET", srv.URL+"/backends", ""); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/backends", "wrong"); code != 401 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/healthz", ""); code != 200 {
+		t.Fatalf("healthz needs no token: %d", code)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/readyz", "s3cret"); code != 200 {
+		t.Fatalf("readyz: %d", code)
+	}
+	fc.ready = false
+	if code, body := call(t, "GET", srv.URL+"/readyz", "s3cret"); code != 503 || !strings.Contains(body, "no eligible backend") {
+		t.Fatalf("readyz not ready: %d %s", code, body)
+	}
+	if code, body := call(t, "POST", srv.URL+"/reload", "s3cret"); code != 400 || !strings.Contains(body, "c.yaml:3") {
+		t.Fatalf("bad reload: %d %s", code, body)
+	}
+	fc.reloadOK = true
+	if code, _ := call(t, "POST", srv.URL+"/reload", "s3cret"); code != 200 {
+		t.Fatalf("reload: %d", code)
+	}
+	if code, body := call(t, "GET", srv.URL+"/sessions?backend=b", "s3cret"); code != 200 || !strings.Contains(body, `"sessions": 1`) {
+		t.Fatalf("sessions: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/sessions?backend=nope", "s3cret"); code != 404 {
+		t.Fatalf("sessions of unknown backend: %d", code)
+	}
+}
+
+func TestMutatingNeedsLoopbackWithoutToken(t *testing.T) {
+	a := &api{o: Options{}}
+	called := false
+	h := a.auth(true, func(http.ResponseWriter, *http.Request) { called = true })
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/reload", nil)
+	req.RemoteAddr = "192.0.2.10:5555"
+	h(rec, req)
+	if rec.Code != 403 || called {
+		t.Fatalf("remote caller: %d called=%v", rec.Code, called)
+	}
+	req.RemoteAddr = "127.0.0.1:5555"
+	h(httptest.NewRecorder(), req)
+	if !called {
+		t.Fatal("loopback caller refused")
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	srv, _, m, bal := newTestAPI(t, "")
+	m.Request("poll", 200, 3*time.Millisecond)
+	m.Request("poll", 200, time.Millisecond)
+	m.Request("handshake", 503, time.Millisecond)
+	m.SIDUnknown()
+	m.Handshake("a")
+	bal.Snapshot().ByID("b").Tunnels.Add(4)
+	code, body := call(t, "GET", srv.URL+"/metrics", "")
+	for _, want := range []string{
+		`sioproxy_requests_total{code="2xx",kind="poll"} 2`,
+		`sioproxy_requests_total{code="5xx",kind="handshake"} 1`,
+		`sioproxy_sid_unknown_total 1`,
+		`sioproxy_handshakes_total{backend="a"} 1`,
+		`sioproxy_backend_tunnels{backend="b"} 4`,
+		`sioproxy_backend_active{backend="b"} 0`,
+		`sioproxy_request_duration_seconds_count{kind="poll"} 2`,
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func BenchmarkMetricsRequest(b *testing.B) {
+	m := NewMetrics(balancer.New(balancer.NewRoundRobin()))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Request("poll", 200, time.Millisecond)
+	}
+}

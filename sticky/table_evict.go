@@ -1,0 +1,35 @@
+package sticky
+
+// EvictBackend removes up to limit entries of backendID (limit <= 0: all), calling onEvict for
+// each, and returns how many it removed. A drain deadline uses it to end a backend's sessions a few
+// at a time.
+func (t *Table) EvictBackend(backendID string, limit int) int {
+	removed := 0
+	var gone []string
+	for i := range t.shards {
+		if limit > 0 && removed >= limit {
+			break
+		}
+		s := &t.shards[i]
+		gone = gone[:0]
+		s.mu.Lock()
+		if s.counts[backendID] > 0 {
+			for sid, e := range s.m {
+				if e.backendID != backendID {
+					continue
+				}
+				delete(s.m, sid)
+				s.decr(backendID)
+				gone = append(gone, sid)
+				if removed++; limit > 0 && removed >= limit {
+					break
+				}
+			}
+		}
+		s.mu.Unlock()
+		for _, sid := range gone {
+			t.onEvict(sid, backendID)
+		}
+	}
+	return removed
+}
