@@ -34,7 +34,7 @@ func (f *fakeController) Reload() error {
 	}
 	return nil
 }
-func (f *fakeController) Ready() (bool, string)    { return f.ready, "no eligible backend" }
+func (f *fakeController) Ready() (bool, string)      { return f.ready, "no eligible backend" }
 func (f *fakeController) SessionCount(id string) int { return len(id) }
 
 func newTestAPI(t *testing.T, token string) (*httptest.Server, *fakeController, *Metrics, *balancer.Balancer) {
