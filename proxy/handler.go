@@ -115,6 +115,10 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		return
 	}
 	closing := ctx.IsPost() && sticky.HasClosePacket(ctx.Request.Body())
+	mirrored := p.mirror != nil && p.mirror.Mirrored(raw)
+	if mirrored && ctx.IsPost() {
+		p.mirror.ClientPolling(raw, ctx.Request.Body())
+	}
 	err := p.forward(ctx, rt, be)
 	if err != nil {
 		// The owner is unreachable: the session is lost; tell the client at once, Engine.IO style.
@@ -126,6 +130,13 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		return
 	}
 	status := ctx.Response.StatusCode()
+	if mirrored && status == fasthttp.StatusOK && ctx.IsGet() {
+		body := ctx.Response.Body()
+		if enc := ctx.Response.Header.ContentEncoding(); len(enc) > 0 {
+			body, _ = sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
+		}
+		p.mirror.ServerPolling(raw, body)
+	}
 	if status == fasthttp.StatusBadRequest || closing ||
 		(status == fasthttp.StatusOK && ctx.IsGet() && sticky.HasClosePacket(ctx.Response.Body())) {
 		p.table.Delete(raw)
@@ -206,6 +217,9 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 	p.table.Put(string(hs.SID), be.ID, ttl+rt.TTLMargin)
 	be.Sessions.Add(1)
 	p.metrics.Handshake(be.ID)
+	if p.mirror != nil {
+		p.mirror.OpenPolling(string(hs.SID), &ctx.Request)
+	}
 	if ce := p.log.Check(zap.DebugLevel, "session start"); ce != nil {
 		ce.Write(zap.String("sid", string(hs.SID)), zap.String("backend", be.ID),
 			zap.Stringer("client", ctx.RemoteAddr()))
@@ -218,6 +232,9 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 	if upgrade {
 		p.placeTunnel(ctx, rt)
 		return
+	}
+	if !info.EngineIO && p.mirror != nil {
+		p.mirror.HTTP(&ctx.Request)
 	}
 	if !info.EngineIO && rt.AffinityCookie != "" {
 		if be := p.byCookie(ctx, rt); be != nil {

@@ -75,6 +75,7 @@ type Proxy struct {
 	tunnels *tunnelRegistry
 	server  *fasthttp.Server
 	metrics Metrics
+	mirror  Mirror // nil: no mirroring
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -204,6 +205,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 // sessionEnded is the session table's eviction callback.
 func (p *Proxy) sessionEnded(sid, backendID string) {
+	if p.mirror != nil {
+		p.mirror.Close(sid)
+	}
 	if st := p.balancer.Stats(backendID); st != nil {
 		st.Sessions.Add(-1)
 	}

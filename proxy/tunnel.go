@@ -229,7 +229,11 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			be.Sessions.Add(1) // a WebSocket-only session lives exactly as long as its tunnel
 		}
 		start := time.Now()
-		p.splice(t, c, clientTCP, head, early, rt.TunnelIdleTimeout)
+		var mt MirrorTunnel
+		if p.mirror != nil {
+			mt = p.mirror.Tunnel(sid, &ctx.Request)
+		}
+		p.splice(t, c, clientTCP, head, early, rt.TunnelIdleTimeout, mt)
 		t.close()
 		p.tunnels.remove(t)
 		be.Tunnels.Add(-1)
@@ -273,15 +277,21 @@ func readHead(br *bufio.Reader) ([]byte, error) {
 
 // splice relays the 101 head and early frames to the client, then copies both ways. It returns when
 // both directions ended, one side failed, or the tunnel was idle both ways for idle.
-func (p *Proxy) splice(t *tunnel, c net.Conn, clientTCP *net.TCPConn, head, early []byte, idle time.Duration) {
+func (p *Proxy) splice(t *tunnel, c net.Conn, clientTCP *net.TCPConn, head, early []byte, idle time.Duration, mt MirrorTunnel) {
+	if mt != nil {
+		defer mt.Close()
+	}
 	if _, err := c.Write(append(head, early...)); err != nil {
 		return
+	}
+	if mt != nil && len(early) > 0 {
+		mt.FromServer(early)
 	}
 	clientSide := io.ReadWriter(c)
 	if clientTCP != nil {
 		// Bytes fasthttp buffered past the upgrade request are read through c; after them, read the
 		// socket itself so the kernel can splice(2) it.
-		if !drainBuffered(c, clientTCP, t.backend) {
+		if !drainBuffered(c, clientTCP, t.backend, mt) {
 			return
 		}
 		clientSide = clientTCP
@@ -290,11 +300,19 @@ func (p *Proxy) splice(t *tunnel, c net.Conn, clientTCP *net.TCPConn, head, earl
 	active.Store(time.Now().UnixNano())
 	done := make(chan struct{})
 	go func() {
-		pipe(clientSide, t.backend, idle, &active)
+		if mt != nil {
+			pipeTee(clientSide, t.backend, idle, &active, mt.FromServer)
+		} else {
+			pipe(clientSide, t.backend, idle, &active)
+		}
 		closeWrite(clientSide)
 		close(done)
 	}()
-	pipe(t.backend, clientSide, idle, &active)
+	if mt != nil {
+		pipeTee(t.backend, clientSide, idle, &active, mt.FromClient)
+	} else {
+		pipe(t.backend, clientSide, idle, &active)
+	}
 	closeWrite(t.backend)
 	select {
 	case <-done:
@@ -306,7 +324,7 @@ func (p *Proxy) splice(t *tunnel, c net.Conn, clientTCP *net.TCPConn, head, earl
 
 // drainBuffered forwards what the server's reader already holds: a read through c with an expired
 // socket deadline returns buffered bytes, then a timeout without consuming anything more.
-func drainBuffered(c net.Conn, raw *net.TCPConn, dst net.Conn) bool {
+func drainBuffered(c net.Conn, raw *net.TCPConn, dst net.Conn, mt MirrorTunnel) bool {
 	raw.SetReadDeadline(time.Unix(1, 0))
 	defer raw.SetReadDeadline(time.Time{})
 	var buf [2048]byte
@@ -315,6 +333,9 @@ func drainBuffered(c net.Conn, raw *net.TCPConn, dst net.Conn) bool {
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return false
+			}
+			if mt != nil {
+				mt.FromClient(buf[:n])
 			}
 		}
 		if err != nil {
