@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +173,44 @@ func BenchmarkMetricsRequest(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		m.Request("poll", 200, time.Millisecond)
+	}
+}
+
+// Every metric the shipped Grafana dashboard queries must exist.
+func TestDashboardMetricsExist(t *testing.T) {
+	data, err := os.ReadFile("../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatal(err)
+	}
+	srv, _, m, _ := newTestAPI(t, "")
+	m.WatchConsul(func() bool { return true }, func() time.Duration { return time.Second })
+	m.Request("handshake", 200, time.Millisecond)
+	m.SIDUnknown()
+	m.Handshake("a")
+	m.Reload("ok")
+	_, body := call(t, "GET", srv.URL+"/metrics", "")
+	names := regexp.MustCompile(`sioproxy_[a-z_]+`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range names.FindAllString(tg.Expr, -1) {
+				n++
+				base := strings.TrimSuffix(name, "_bucket")
+				if !strings.Contains(body, "\n"+base) && !strings.Contains(body, "\n"+name) {
+					t.Errorf("dashboard queries %s, which /metrics does not export", name)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("dashboard has only %d metric references", n)
 	}
 }
