@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
+	"sioproxy/health"
 )
 
 // Controller is what the admin API asks of the running process.
@@ -35,8 +36,8 @@ type Controller interface {
 	SessionCount(backendID string) int
 }
 
-// ErrUnknownBackend is returned by a Controller for an id that is not in the current snapshot.
-var ErrUnknownBackend = errors.New("unknown backend")
+// ErrUnknownBackend is returned by a Controller for an id no source lists (404).
+var ErrUnknownBackend = health.ErrUnknownBackend
 
 // Options configure the admin handler.
 type Options struct {

@@ -42,6 +42,11 @@ func startBackend(t testing.TB, name string) *testBackend {
 	b.srv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		b.record(ctx)
 		path := string(ctx.Path())
+		if path == "/bare" {
+			ctx.Response.Header.SetNoDefaultContentType(true)
+			ctx.SetBodyString("no type")
+			return
+		}
 		if !strings.HasPrefix(path, "/socket.io/") {
 			ctx.SetBodyString("backend:" + name)
 			return

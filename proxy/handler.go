@@ -307,6 +307,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	clientClose := req.Header.ConnectionClose()
 	stripHopRequest(&req.Header)
 	req.Header.ResetConnectionClose()
+	req.Header.SetNoDefaultContentType(true) // forward the request as sent: an added octet-stream type breaks engine.io POSTs
 	buf := setForwarded(ctx, rt.trusted, nil)
 	_ = buf
 	be.InFlight.Add(1)

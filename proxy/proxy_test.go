@@ -279,6 +279,23 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
+func TestContentTypeIsNotInvented(t *testing.T) {
+	b := startBackend(t, "ct")
+	p := startProxy(t, nil, specsOf(b))
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/bare", strings.NewReader("40"))
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, h := b.last(); h["Content-Type"] != "" {
+		t.Errorf("backend got Content-Type %q for a request that had none", h["Content-Type"])
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		t.Errorf("client got Content-Type %q for a response that had none", ct)
+	}
+}
+
 func TestTrustedProxyGivesClientIP(t *testing.T) {
 	b := startBackend(t, "tp")
 	p := startProxy(t, func(s *Settings) { s.TrustedProxies = mustPrefixes("127.0.0.0/8") }, specsOf(b))

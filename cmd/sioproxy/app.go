@@ -140,7 +140,8 @@ type app struct {
 	opts    *options
 	bal     *balancer.Balancer
 	proxy   *proxy.Proxy
-	set     *backendSet
+	set     *health.Sources
+	prober  *health.Prober
 	metrics *admin.Metrics
 
 	mu        sync.Mutex // guards cfg and the discovery watchers during a reload
@@ -195,6 +196,9 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 		log.Info("admin listening", zap.String("addr", aln.Addr().String()))
 	}
 	a.startDiscovery(cfg)
+	if a.prober != nil {
+		go a.prober.Run(ctx)
+	}
 	served := make(chan error, 1)
 	go func() { served <- a.proxy.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
@@ -247,8 +251,19 @@ func (a *app) build(cfg *configs.Config) error {
 	settings := settingsOf(cfg)
 	opts := append(balancerOptions(cfg), balancer.WithTagger(tagger(cfg.Sticky.TagSIDs)))
 	a.bal = balancer.New(pol, opts...)
-	a.set = newBackendSet(a.bal.Update)
+	a.set = health.NewSources(a.bal)
 	a.set.Set("static", specs)
+	if p := cfg.Health.Active; p.Enabled {
+		pr, err := health.NewProber(health.ProbeOptions{
+			Kind: p.Kind, Path: p.Path, Interval: p.Interval.Duration(), Timeout: p.Timeout.Duration(),
+			Rise: p.Rise, Fall: p.Fall, Logger: a.log.Named("probe"),
+		}, a.set)
+		if err != nil {
+			return err
+		}
+		pr.SetTargets(specs)
+		a.prober = pr
+	}
 	a.metrics = admin.NewMetrics(a.bal)
 	a.proxy = proxy.New(a.log, a.bal, settings, proxy.WithMetrics(a.metrics))
 	return nil
@@ -345,8 +360,14 @@ func (a *app) apply(cfg *configs.Config) error {
 	if cfg.Listen != a.cfg.Listen || cfg.Admin.Listen != a.cfg.Admin.Listen {
 		return fmt.Errorf("listen addresses cannot change on reload; restart instead (the listener uses SO_REUSEPORT)")
 	}
+	if cfg.Health.Active != a.cfg.Health.Active {
+		return fmt.Errorf("health.active cannot change on reload; restart instead")
+	}
 	a.bal.SetPolicy(pol)
 	a.set.Set("static", specs)
+	if a.prober != nil {
+		a.prober.SetTargets(specs)
+	}
 	a.proxy.Apply(settings)
 	return nil
 }

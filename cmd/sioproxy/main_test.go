@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"sioproxy/balancer"
 )
 
 func runArgs(args ...string) (int, string, string) {
@@ -93,47 +92,4 @@ func TestFlagsOverrideFile(t *testing.T) {
 	if cfg.Listen != "127.0.0.1:9999" || len(cfg.Backends) != 1 || cfg.Backends[0].URL != "http://127.0.0.1:4000" || cfg.Log.Level != "warn" {
 		t.Fatalf("merged config: listen %s backends %v level %s", cfg.Listen, cfg.Backends, cfg.Log.Level)
 	}
-}
-
-func TestBackendSetMergesAndDrains(t *testing.T) {
-	var published [][]balancer.Spec
-	s := newBackendSet(func(specs []balancer.Spec) { published = append(published, specs) })
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}})
-	s.Set("consul:chat", []balancer.Spec{{ID: "c", State: balancer.Active}, {ID: "a", State: balancer.Draining}})
-	last := published[len(published)-1]
-	if len(last) != 3 || last[0].ID != "c" || last[1].ID != "a" || last[1].State != balancer.Draining {
-		t.Fatalf("merged: %+v (sources merge in name order, first wins a duplicate id)", last)
-	}
-	if err := s.Drain("b", true); err != nil {
-		t.Fatal(err)
-	}
-	if st := stateOf(published[len(published)-1], "b"); st != balancer.Draining {
-		t.Fatalf("b after drain: %v", st)
-	}
-	s.Set("static", []balancer.Spec{{ID: "a"}, {ID: "b", State: balancer.Active}})
-	if st := stateOf(published[len(published)-1], "b"); st != balancer.Draining {
-		t.Fatalf("drain must survive a source update, b is %v", st)
-	}
-	s.Drain("b", false)
-	if st := stateOf(published[len(published)-1], "b"); st != balancer.Active {
-		t.Fatalf("b after undrain: %v", st)
-	}
-	if err := s.Drain("zzz", true); err == nil {
-		t.Fatal("drain of an unknown backend succeeded")
-	}
-	n := len(published)
-	s.SetStatus("b", false)
-	s.SetStatus("b", false)
-	if len(published) != n+1 || stateOf(published[len(published)-1], "b") != balancer.Draining {
-		t.Fatalf("probe down: %d publishes, b %v", len(published)-n, stateOf(published[len(published)-1], "b"))
-	}
-}
-
-func stateOf(specs []balancer.Spec, id string) balancer.State {
-	for _, s := range specs {
-		if s.ID == id {
-			return s.State
-		}
-	}
-	return 255
 }
