@@ -148,7 +148,8 @@ func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int
 	if sidStart < 0 || tagLen <= 0 || sidStart+tagLen > len(query) {
 		return
 	}
-	buf := make([]byte, 0, len(path)+1+len(query)-tagLen)
+	var arr [512]byte // the header copies the URI; a stack buffer spares an allocation per request
+	buf := arr[:0]
 	buf = append(buf, path...)
 	buf = append(buf, '?')
 	buf = append(buf, query[:sidStart]...)
@@ -157,36 +158,38 @@ func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int
 }
 
 // handshake places a new polling session, forwards it (retrying on another backend when one is
-// down: a handshake is safe to retry), and learns and tags the sid from the open packet.
+// down: a handshake is safe to retry), and learns and tags the sid from the open packet. The session
+// counts against its backend from placement on, so a burst of handshakes spreads.
 func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info) {
 	// An encoded handshake would have to be decoded to read the sid; ask for identity instead.
 	ctx.Request.Header.Del(fasthttp.HeaderAcceptEncoding)
-	be, err := p.placeAndForward(ctx, rt)
-	if be == nil {
-		return
-	}
-	if err != nil {
+	be, err := p.placeAndForward(ctx, rt, true)
+	if be == nil || err != nil {
 		return
 	}
 	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		be.Sessions.Add(-1)
 		if ctx.Response.StatusCode() >= 500 {
 			p.balancer.ReportFailure(be)
 		}
 		return
 	}
 	p.balancer.ReportSuccess(be)
-	p.learn(ctx, rt, be)
+	if !p.learn(ctx, rt, be) {
+		be.Sessions.Add(-1)
+	}
 }
 
-// learn extracts the sid from a handshake response, tags it, and records the session.
-func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend) {
+// learn extracts the sid from a handshake response, tags it, and records the session (already
+// counted on be). It reports whether it recorded one.
+func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend) bool {
 	resp := &ctx.Response
 	body := resp.Body()
 	if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
 		plain, err := sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
 		if err != nil {
 			p.log.Warn("handshake body not decodable", zap.String("backend", be.ID), zap.Error(err))
-			return
+			return false
 		}
 		resp.Header.DelBytes([]byte(fasthttp.HeaderContentEncoding))
 		resp.SetBody(plain)
@@ -201,13 +204,13 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 			resp.SetBodyRaw(out)
 		} else if !errors.Is(err, sticky.ErrNotRewritable) {
 			p.log.Warn("handshake not understood", zap.String("backend", be.ID), zap.Error(err))
-			return
+			return false
 		}
 	} else {
 		hs, err = sticky.ParseHandshake(body)
 		if err != nil {
 			p.log.Warn("handshake not understood", zap.String("backend", be.ID), zap.Error(err))
-			return
+			return false
 		}
 	}
 	ttl := rt.SessionTTL
@@ -215,7 +218,6 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 		ttl = hs.PingInterval + hs.PingTimeout
 	}
 	p.table.Put(string(hs.SID), be.ID, ttl+rt.TTLMargin)
-	be.Sessions.Add(1)
 	p.metrics.Handshake(be.ID)
 	if p.mirror != nil {
 		p.mirror.OpenPolling(string(hs.SID), &ctx.Request)
@@ -224,6 +226,7 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 		ce.Write(zap.String("sid", string(hs.SID)), zap.String("backend", be.ID),
 			zap.Stringer("client", ctx.RemoteAddr()))
 	}
+	return true
 }
 
 // placed handles requests without a session: other paths, WebSocket-only handshakes, and
@@ -249,7 +252,7 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		// Other paths may stream (downloads, server-sent events): never hold them back.
 		ctx.Response.StreamBody = true
 	}
-	be, err := p.placeAndForward(ctx, rt)
+	be, err := p.placeAndForward(ctx, rt, false)
 	if be != nil && err == nil && !info.EngineIO && rt.AffinityCookie != "" && be.Tag != "" {
 		setAffinityCookie(ctx, rt.AffinityCookie, be.Tag)
 	}
@@ -259,9 +262,10 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 const maxHandshakeTries = 3
 
 // placeAndForward places a request without a session and forwards it, trying up to
-// maxHandshakeTries backends when a backend cannot be reached. It has answered the client when it
-// returns a nil backend or an error.
-func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig) (*balancer.Backend, error) {
+// maxHandshakeTries backends when a backend cannot be reached. With session set, the backend that
+// answered keeps one more session on its count (the caller takes it back if no session results).
+// It has answered the client when it returns a nil backend or an error.
+func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session bool) (*balancer.Backend, error) {
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
 	if rt.HashKey != nil {
@@ -285,9 +289,15 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig) (*balanc
 			return nil, nil
 		}
 		tried[i] = be
+		if session {
+			be.Sessions.Add(1)
+		}
 		err := p.forward(ctx, rt, be)
 		if err == nil {
 			return be, nil
+		}
+		if session {
+			be.Sessions.Add(-1)
 		}
 		lastErr = err
 		p.balancer.ReportFailure(be)
@@ -308,8 +318,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	stripHopRequest(&req.Header)
 	req.Header.ResetConnectionClose()
 	req.Header.SetNoDefaultContentType(true) // forward the request as sent: an added octet-stream type breaks engine.io POSTs
-	buf := setForwarded(ctx, rt.trusted, nil)
-	_ = buf
+	var scratch [128]byte
+	setForwarded(ctx, rt.trusted, scratch[:0])
 	be.InFlight.Add(1)
 	err := p.client(be, rt).Do(req, &ctx.Response)
 	be.InFlight.Add(-1)

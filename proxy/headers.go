@@ -84,8 +84,8 @@ func clientAddr(ctx *fasthttp.RequestCtx, trusted trustedNets) netip.Addr {
 }
 
 // setForwarded appends the peer to X-Forwarded-For and sets X-Forwarded-Proto, -Host and X-Real-IP.
-// buf is scratch space; the (possibly grown) buffer is returned for reuse.
-func setForwarded(ctx *fasthttp.RequestCtx, trusted trustedNets, buf []byte) []byte {
+// buf is scratch space (the header copies values).
+func setForwarded(ctx *fasthttp.RequestCtx, trusted trustedNets, buf []byte) {
 	h := &ctx.Request.Header
 	peer := peerAddr(ctx)
 	buf = buf[:0]
@@ -105,7 +105,6 @@ func setForwarded(ctx *fasthttp.RequestCtx, trusted trustedNets, buf []byte) []b
 	if len(h.PeekBytes(headerXFHost)) == 0 || len(trusted) == 0 || !trusted.contains(peer) {
 		h.SetBytesKV(headerXFHost, h.Host())
 	}
-	return buf
 }
 
 // stripHop removes hop-by-hop headers, including those named by Connection, from a request header.

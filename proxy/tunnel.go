@@ -133,8 +133,10 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 			return
 		}
 		tried[i] = be
+		be.Sessions.Add(1) // counted from placement on, so a burst of connects spreads
 		conn, err := dialBackend(be, rt.DialTimeout)
 		if err != nil {
+			be.Sessions.Add(-1)
 			p.balancer.ReportFailure(be)
 			p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
 			continue
@@ -178,8 +180,18 @@ func hostOnly(addr string) string {
 // upgrade forwards the upgrade request on conn, relays the backend's answer, and on 101 hijacks the
 // client connection and splices bytes both ways until either side ends.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, conn net.Conn, rawSID []byte) {
+	tunnelled := false
+	if rawSID == nil {
+		// A WebSocket-only session was counted at placement; it ends here unless a tunnel carries it.
+		defer func() {
+			if !tunnelled {
+				be.Sessions.Add(-1)
+			}
+		}()
+	}
 	h := &ctx.Request.Header
-	setForwarded(ctx, rt.trusted, nil)
+	var scratch [128]byte
+	setForwarded(ctx, rt.trusted, scratch[:0])
 	for _, k := range hopHeaders[:5] { // Keep-Alive, Proxy-*, TE; Upgrade and Connection must pass
 		h.DelBytes(k)
 	}
@@ -218,16 +230,22 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	sid := string(rawSID)
 	clientTCP, _ := ctx.Conn().(*net.TCPConn)
 	ctx.HijackSetNoResponse(true)
+	tunnelled = true
 	ctx.Hijack(func(c net.Conn) {
-		t := &tunnel{client: c, backend: conn, backendID: be.ID}
+		// Close the socket itself: closing fasthttp's hijacked wrapper does nothing.
+		var client net.Conn = c
+		if clientTCP != nil {
+			client = clientTCP
+		}
+		t := &tunnel{client: client, backend: conn, backendID: be.ID}
 		if !p.tunnels.add(t) {
 			conn.Close()
+			if sid == "" {
+				be.Sessions.Add(-1)
+			}
 			return
 		}
 		be.Tunnels.Add(1)
-		if sid == "" {
-			be.Sessions.Add(1) // a WebSocket-only session lives exactly as long as its tunnel
-		}
 		start := time.Now()
 		var mt MirrorTunnel
 		if p.mirror != nil {

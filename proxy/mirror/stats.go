@@ -179,17 +179,17 @@ func sameAck(a, b []byte) bool {
 
 // Report is the JSON answer of GET /mirror/report.
 type Report struct {
-	Enabled   bool            `json:"enabled"`
-	Sample    float64         `json:"sample"`
-	Targets   []string        `json:"targets"`
-	Sessions  SessionTotals   `json:"sessions"`
-	Packets   PacketTotals    `json:"packets"`
-	HTTP      HTTPTotals      `json:"http"`
-	Acks      AckTotals       `json:"acks"`
-	Latency   LatencyReport   `json:"latency_ms"`
-	Divergent []EventReport   `json:"divergent"` // events with different or missing acks, worst first
-	Events    []EventReport   `json:"events"`    // every tracked event name, by name
-	Samples   []Sample        `json:"samples"`   // a few differing payload pairs, truncated
+	Enabled   bool          `json:"enabled"`
+	Sample    float64       `json:"sample"`
+	Targets   []string      `json:"targets"`
+	Sessions  SessionTotals `json:"sessions"`
+	Packets   PacketTotals  `json:"packets"`
+	HTTP      HTTPTotals    `json:"http"`
+	Acks      AckTotals     `json:"acks"`
+	Latency   LatencyReport `json:"latency_ms"`
+	Divergent []EventReport `json:"divergent"` // events with different or missing acks, worst first
+	Events    []EventReport `json:"events"`    // every tracked event name, by name
+	Samples   []Sample      `json:"samples"`   // a few differing payload pairs, truncated
 }
 
 // SessionTotals counts sessions.

@@ -1,0 +1,65 @@
+package mirror
+
+
+
+// tee receives the raw bytes of a mirrored WebSocket tunnel (proxy.MirrorTunnel): one frame parser
+// per direction reassembles messages, which are decoded as Engine.IO packets and queued.
+type tee struct {
+	s      *session
+	owns   bool // a WebSocket-only session: the tunnel is the whole session
+	client FrameParser
+	server FrameParser
+}
+
+func newTee(s *session, owns bool) *tee {
+	t := &tee{s: s, owns: owns}
+	t.client.MaxMessage = maxShadowMessage
+	t.server.MaxMessage = maxShadowMessage
+	t.client.OnMessage = func(op byte, msg []byte) { t.message(false, op, msg) }
+	t.server.OnMessage = func(op byte, msg []byte) { t.message(true, op, msg) }
+	return t
+}
+
+// FromClient implements proxy.MirrorTunnel.
+func (t *tee) FromClient(p []byte) {
+	if t.client.Err() == nil && t.client.Feed(p) != nil {
+		t.s.m.stats.decodeErrors.Add(1)
+	}
+}
+
+// FromServer implements proxy.MirrorTunnel.
+func (t *tee) FromServer(p []byte) {
+	if t.server.Err() == nil && t.server.Feed(p) != nil {
+		t.s.m.stats.decodeErrors.Add(1)
+	}
+}
+
+func (t *tee) message(server bool, op byte, msg []byte) {
+	if op != OpText && op != OpBinary {
+		return // close, ping, pong: WebSocket-level, never replayed
+	}
+	p, err := DecodeFrame(t.s.eio, op, msg)
+	if err != nil {
+		t.s.m.stats.decodeErrors.Add(1)
+		return
+	}
+	at := t.s.m.now().UnixNano()
+	if server {
+		t.s.server(p, at)
+	} else {
+		t.s.client(p, at)
+	}
+}
+
+// Close implements proxy.MirrorTunnel. The session ends with the tunnel when the tunnel carried it
+// (WebSocket-only, or an upgrade that completed); a failed upgrade probe leaves polling mirrored.
+func (t *tee) Close() {
+	if t.owns {
+		t.s.close()
+		return
+	}
+	if t.s.upgraded.Load() {
+		t.s.m.forget(t.s)
+		t.s.close()
+	}
+}

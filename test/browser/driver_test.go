@@ -1,0 +1,141 @@
+package browser
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// driver is the run.js process: one Chromium shared by all tests of the binary (a launch costs
+// seconds), fed one JSON job per line.
+type driver struct {
+	p       *proc
+	tmp     string // TMPDIR of node, hence of the browser profile
+	browser string // Chromium version
+	mu      sync.Mutex
+	nextID  int
+}
+
+var (
+	driverMu  sync.Mutex
+	sharedDrv *driver
+	driverErr error
+)
+
+// browserDriver returns the shared driver, starting it on first use.
+func browserDriver(t *testing.T) *driver {
+	t.Helper()
+	driverMu.Lock()
+	defer driverMu.Unlock()
+	if sharedDrv == nil && driverErr == nil {
+		sharedDrv, driverErr = startDriver()
+	}
+	if driverErr != nil {
+		t.Fatalf("browser: %v", driverErr)
+	}
+	return sharedDrv
+}
+
+func startDriver() (*driver, error) {
+	tmp := filepath.Join(scratch, "browser-tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	p, err := procSpec{
+		name:  "run.js",
+		dir:   ".",
+		env:   []string{"TMPDIR=" + tmp},
+		stdin: true,
+		bin:   nodeBin,
+		args:  []string{"run.js", "--chromium", chromium},
+	}.start()
+	if err != nil {
+		return nil, err
+	}
+	d := &driver{p: p, tmp: tmp}
+	_, _, err = p.waitLine(0, 90*time.Second, func(l string) bool {
+		var ev struct{ Event, Browser string }
+		if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "ready" {
+			d.browser = ev.Browser
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		d.stop()
+		return nil, fmt.Errorf("chromium did not start: %v\n%s", err, p.tail(30))
+	}
+	return d, nil
+}
+
+// stopDriver closes the shared browser, if any.
+func stopDriver() {
+	driverMu.Lock()
+	defer driverMu.Unlock()
+	if sharedDrv != nil {
+		sharedDrv.stop()
+		sharedDrv = nil
+	}
+}
+
+// stop closes stdin (run.js then closes the browser and exits), kills what is left after a grace
+// period, and any browser process that outlived it.
+func (d *driver) stop() {
+	_ = d.p.stdin.Close()
+	select {
+	case <-d.p.done:
+	case <-time.After(20 * time.Second):
+		d.p.kill()
+	}
+	if n := killUnder(d.tmp); n > 0 {
+		fmt.Fprintf(os.Stderr, "browser tests: killed %d leftover browser processes\n", n)
+	}
+}
+
+// answer is one reply line of run.js.
+type answer struct {
+	ID     int             `json:"id"`
+	OK     bool            `json:"ok"`
+	Result json.RawMessage `json:"result"`
+	Error  string          `json:"error"`
+}
+
+// do sends job (its "id" is set here), waits for the answer and decodes its result into out.
+func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out any) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextID++
+	id := d.nextID
+	job["id"] = id
+	b, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := d.p.snapshot()
+	if _, err := d.p.stdin.Write(append(b, '\n')); err != nil {
+		t.Fatalf("run.js: write job: %v\n%s", err, d.p.tail(30))
+	}
+	var a answer
+	_, _, err = d.p.waitLine(len(from), timeout, func(l string) bool {
+		var got answer
+		if json.Unmarshal([]byte(l), &got) != nil || got.ID != id {
+			return false
+		}
+		a = got
+		return true
+	})
+	if err != nil {
+		t.Fatalf("run.js job %v: %v\n%s", job["kind"], err, d.p.tail(30))
+	}
+	if !a.OK {
+		t.Fatalf("run.js job %v failed: %s", job["kind"], a.Error)
+	}
+	if err := json.Unmarshal(a.Result, out); err != nil {
+		t.Fatalf("run.js job %v: decode %s: %v", job["kind"], a.Result, err)
+	}
+}

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// reconnectBudget is how long a client of a killed backend may take to be connected to a survivor.
+const reconnectBudget = 5 * time.Second
+
+// TestBackendFailover holds 150 sessions (polling and upgrading) on three backends and SIGKILLs one:
+// its clients must be connected to a survivor within reconnectBudget and keep getting acks; the
+// other sessions must not notice.
+func TestBackendFailover(t *testing.T) {
+	bs := startBackends(t, 3, "f", "4")
+	px := startProxy(t, "sioproxy", "", backendURLs(bs))
+	runs := []*holdRun{
+		startHold(t, clientOpts{URL: px.URL(), Mode: "polling", Version: "4", N: 75, Concurrency: 25}),
+		startHold(t, clientOpts{URL: px.URL(), Mode: "upgrade", Version: "4", N: 75, Concurrency: 25}),
+	}
+	for _, h := range runs {
+		h.waitProgress(t, "all_acked", 60*time.Second)
+	}
+
+	victim := bs[1]
+	killAt := nowMs()
+	victim.kill()
+	t.Logf("killed backend %s at %d", victim.Name, killAt)
+
+	// Every session, affected or not, must be acked again after the kill: affected ones only once
+	// they are back on a survivor. The reconnect times are checked against the budget below.
+	for _, h := range runs {
+		h.waitAckedAfter(t, killAt, reconnectBudget+5*time.Second)
+	}
+
+	var affected, unaffected int
+	var slowest int64
+	for _, h := range runs {
+		sum := h.stop(t)
+		if sum.Connected != h.opts.N {
+			t.Errorf("%s: %d of %d sessions connected", h.opts.Mode, sum.Connected, h.opts.N)
+		}
+		for _, s := range sum.Sessions {
+			label := fmt.Sprintf("%s session %d", h.opts.Mode, s.ID)
+			if s.FirstBackend == victim.Name {
+				affected++
+				if d := checkFailedOver(t, label, s, victim.Name, killAt); d > slowest {
+					slowest = d
+				}
+				continue
+			}
+			unaffected++
+			if len(s.Disconnects) > 0 || len(s.Reconnects) > 0 || len(s.Errors) > 0 {
+				t.Errorf("%s on %s (not killed) was disturbed: disconnects %v, reconnects %v, errors %q",
+					label, s.FirstBackend, s.Disconnects, s.Reconnects, s.Errors)
+			}
+			if len(s.Backends) != 1 || s.LastAckAt <= killAt {
+				t.Errorf("%s: backends %v, last ack %d ms after the kill", label, s.Backends, s.LastAckAt-killAt)
+			}
+		}
+	}
+	t.Logf("affected %d sessions (slowest back after %d ms), unaffected %d", affected, slowest, unaffected)
+	if affected < 25 {
+		t.Errorf("only %d of 150 sessions were on the killed backend: placement is not spreading sessions", affected)
+	}
+	assertNoUnknownSID(t, []*backend{bs[0], bs[2]})
+}
+
+// checkFailedOver asserts that session s, whose backend was killed at killAt, reconnected to a
+// survivor within reconnectBudget and got acks from it; it returns the time to reconnect in ms.
+func checkFailedOver(t *testing.T, label string, s clientSession, victim string, killAt int64) int64 {
+	t.Helper()
+	if len(s.Reconnects) == 0 {
+		t.Errorf("%s (on %s) never reconnected; disconnects %v, errors %q", label, victim, s.Disconnects, s.Errors)
+		return 0
+	}
+	back := s.Reconnects[0].At - killAt
+	if time.Duration(back)*time.Millisecond > reconnectBudget {
+		t.Errorf("%s reconnected %d ms after the kill, want <= %v (errors %q)", label, back, reconnectBudget, s.Errors)
+	}
+	if s.LastBackend == victim || s.Reconnects[len(s.Reconnects)-1].Backend == victim {
+		t.Errorf("%s is still on the killed backend %s", label, victim)
+	}
+	survivorAcks := 0
+	for name, n := range s.AcksByBackend {
+		if name != victim {
+			survivorAcks += n
+		}
+	}
+	if survivorAcks == 0 || s.LastAckAt <= s.Reconnects[0].At {
+		t.Errorf("%s got no ack from a survivor after reconnecting (acks %v)", label, s.AcksByBackend)
+	}
+	return back
+}
+
+// TestProxyRestart replaces the proxy under live polling sessions: proxy B binds the same port
+// (SO_REUSEPORT), proxy A gets SIGTERM and drains. Tagged sids need no state, so B routes the sessions
+// that A placed and no session notices.
+func TestProxyRestart(t *testing.T) {
+	bs := startBackends(t, 3, "p", "4")
+	pa := startProxy(t, "sioproxy A", "", backendURLs(bs))
+	h := startHold(t, clientOpts{URL: pa.URL(), Mode: "polling", Version: "4", N: 60, Concurrency: 30})
+	h.waitProgress(t, "all_acked", 60*time.Second)
+
+	pb := launchProxy(t, "sioproxy B", pa.Addr, backendURLs(bs))
+	// Both processes now share the port; B is ready once it has logged that it listens on it.
+	listening := func(l string) bool { return strings.Contains(l, `"listening"`) && strings.Contains(l, pa.Addr) }
+	if _, err := pb.waitLine(15*time.Second, listening); err != nil {
+		t.Fatalf("proxy B on the same port (SO_REUSEPORT): %v\n%s", err, pb.tail(20))
+	}
+	if err := pa.signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM proxy A: %v", err)
+	}
+	select {
+	case <-pa.done:
+	case <-time.After(40 * time.Second):
+		t.Fatalf("proxy A did not exit within 40 s of SIGTERM")
+	}
+	goneAt := nowMs()
+	t.Logf("proxy A exited (%v)", pa.exitErr())
+	if pb.exited() {
+		t.Fatalf("proxy B exited: %v", pb.exitErr())
+	}
+
+	// After A is gone, every session must still get acks, now through B.
+	h.waitAckedAfter(t, goneAt, 10*time.Second)
+	sum := h.stop(t)
+	for _, s := range sum.Sessions {
+		if len(s.Disconnects) > 0 || len(s.Reconnects) > 0 || len(s.Errors) > 0 {
+			t.Errorf("session %d was disturbed by the restart: disconnects %v, reconnects %v, errors %q", s.ID, s.Disconnects, s.Reconnects, s.Errors)
+		}
+		if len(s.Backends) != 1 {
+			t.Errorf("session %d saw backends %v", s.ID, s.Backends)
+		}
+		if s.LastAckAt <= goneAt {
+			t.Errorf("session %d got no ack after proxy A exited (last ack %d ms before)", s.ID, goneAt-s.LastAckAt)
+		}
+	}
+	assertNoUnknownSID(t, bs)
+}

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// modes are the client transport setups, with the transport each session must end on.
+var modes = []struct {
+	name, endTransport string
+	minRequests        func(emits int) int // requests the owning backend must have seen per session
+}{
+	// polling: every acked emit and the binary round trip need their own POST, plus the handshake.
+	{"polling", "polling", func(emits int) int { return emits + 2 }},
+	// upgrade: the handshake and the WebSocket upgrade carrying the sid.
+	{"upgrade", "websocket", func(int) int { return 2 }},
+	// websocket only: the single upgrade request.
+	{"websocket", "websocket", func(int) int { return 1 }},
+}
+
+const (
+	matrixSessions = 100
+	matrixEmits    = 5
+)
+
+// TestStickySessions runs real socket.io@4 and socket.io@2 clients through one sioproxy per version
+// group of three backends, in every transport mode: every session must succeed on exactly one
+// backend, sessions must spread evenly, and no backend may see a request of a session it doesn't own.
+func TestStickySessions(t *testing.T) {
+	for _, version := range []string{"4", "2"} {
+		t.Run("socket.io@"+version, func(t *testing.T) {
+			bs := startBackends(t, 3, fmt.Sprintf("v%s-", version), version)
+			px := startProxy(t, "sioproxy v"+version, "", backendURLs(bs))
+			for _, m := range modes {
+				t.Run(m.name, func(t *testing.T) {
+					start := time.Now()
+					sum := runClients(t, clientOpts{URL: px.URL(), Mode: m.name, Version: version, N: matrixSessions, Emits: matrixEmits})
+					t.Logf("%d sessions in %v (clients.js %d ms), by backend %v", len(sum.Sessions), time.Since(start).Round(time.Millisecond), sum.Ms, sum.ByBackend)
+					assertSessions(t, sum, matrixSessions, m.name, m.endTransport, bs, 0.25)
+					assertOwnersSawRequests(t, sum, bs, m.minRequests(matrixEmits))
+				})
+			}
+			assertNoUnknownSID(t, bs)
+		})
+	}
+}
+
+// assertSessions checks a run-mode summary of the given client mode: n sessions, all ok, each on one
+// backend and ending on endTransport, each sid tagged (unless WebSocket-only), and each backend given
+// at least minShare of the sessions.
+func assertSessions(t *testing.T, sum clientSummary, n int, mode, endTransport string, bs []*backend, minShare float64) {
+	t.Helper()
+	if len(sum.Sessions) != n {
+		t.Fatalf("got %d sessions, want %d", len(sum.Sessions), n)
+	}
+	bad := 0
+	for _, s := range sum.Sessions {
+		var problems []string
+		if len(s.Errors) > 0 {
+			problems = append(problems, fmt.Sprintf("errors %q", s.Errors))
+		}
+		if len(s.Backends) != 1 {
+			problems = append(problems, fmt.Sprintf("saw backends %v, want exactly one", s.Backends))
+		}
+		if s.Transport != endTransport {
+			problems = append(problems, fmt.Sprintf("ended on transport %q, want %q", s.Transport, endTransport))
+		}
+		// A session that starts on polling sees its sid in the rewritten handshake response. A
+		// WebSocket-only session reads it from a tunneled frame, which the proxy does not rewrite.
+		if _, ok := rawSID(s.SID); !ok && mode != "websocket" {
+			problems = append(problems, fmt.Sprintf("sid %q is not in tagged form TAGC.sid", s.SID))
+		}
+		if !s.OK && len(problems) == 0 {
+			problems = append(problems, "not ok")
+		}
+		if len(problems) > 0 {
+			bad++
+			if bad <= 5 {
+				t.Errorf("session %d (sid %s, %d ms): %s", s.ID, s.SID, s.Ms, strings.Join(problems, "; "))
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d sessions failed (summary ok=%d failed=%d)", bad, n, sum.OK, sum.Failed)
+	}
+	minCount := int(float64(n)*minShare + 0.999)
+	for _, b := range bs {
+		if got := sum.ByBackend[b.Name]; got < minCount {
+			t.Errorf("backend %s got %d of %d sessions, want >= %d (by backend: %v)", b.Name, got, n, minCount, sum.ByBackend)
+		}
+	}
+}
+
+// assertOwnersSawRequests cross-checks the clients' view with the backends' logs: the raw sid of every
+// session was created on the backend its acks named, and that backend counted at least minRequests
+// requests for it by the time the session ended.
+func assertOwnersSawRequests(t *testing.T, sum clientSummary, bs []*backend, minRequests int) {
+	t.Helper()
+	byName := map[string]*backend{}
+	owner := map[string]string{}
+	for _, b := range bs {
+		byName[b.Name] = b
+		for _, e := range b.events("connection") {
+			owner[e.SID] = b.Name
+		}
+	}
+	want := map[string]map[string]bool{} // backend -> raw sids
+	for _, s := range sum.Sessions {
+		raw, ok := rawSID(s.SID)
+		if !ok {
+			raw = s.SID // WebSocket-only sessions keep the backend's sid
+		}
+		if len(s.Backends) != 1 {
+			continue // reported by assertSessions
+		}
+		if owner[raw] != s.Backends[0] {
+			t.Errorf("session %d: sid %s was created on %q but its acks came from %q", s.ID, raw, owner[raw], s.Backends[0])
+			continue
+		}
+		if want[s.Backends[0]] == nil {
+			want[s.Backends[0]] = map[string]bool{}
+		}
+		want[s.Backends[0]][raw] = true
+	}
+	for name, sids := range want {
+		b := byName[name]
+		if err := b.waitDisconnects(sids, 15*time.Second); err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		low := 0
+		for _, e := range b.events("disconnect") {
+			if sids[e.SID] && e.Requests < minRequests {
+				low++
+				if low <= 3 {
+					t.Errorf("backend %s saw %d requests of session %s, want >= %d", name, e.Requests, e.SID, minRequests)
+				}
+			}
+		}
+	}
+}
+
+// rawSID strips the proxy's sid tag (TAG(3) + CHECK(1) + "."); ok is false when sid is not tagged.
+func rawSID(sid string) (string, bool) {
+	const tagged = 4
+	if len(sid) <= tagged+1 || sid[tagged] != '.' {
+		return "", false
+	}
+	for _, c := range sid[:tagged] {
+		if !isBase64URL(c) {
+			return "", false
+		}
+	}
+	return sid[tagged+1:], true
+}
+
+func isBase64URL(c rune) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}

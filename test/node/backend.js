@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+// A real Socket.IO server for the sioproxy end-to-end tests.
+//
+//   node backend.js --port P --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
+//
+// It prints one JSON object per line on stdout:
+//   {"event":"ready","port":P,"name":NAME,"version":V}
+//   {"event":"connection","sid":SID,"transport":"polling"|"websocket"}
+//   {"event":"upgrade","sid":SID,"transport":"websocket"}
+//   {"event":"disconnect","sid":SID,"reason":REASON,"requests":N}
+//   {"event":"connection_error","code":C,"message":M,"sid":SID|null,"url":URL}
+// "requests" counts the HTTP requests and WebSocket upgrades that carried the session's sid.
+// A connection_error with code 1 ("Session ID unknown") means a request of some session reached this
+// backend although the session lives elsewhere: the Go tests assert there are none.
+//
+// Socket.IO handlers: echo (ack {backend, data}), bin (ack (Buffer, backend)), whoami (ack {backend,
+// transport, sid}). Plain HTTP: GET /__name answers the backend name, GET /__stats a JSON summary.
+'use strict';
+
+const http = require('http');
+
+function parseArgs(argv) {
+  const out = { port: 0, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0 };
+  for (let i = 2; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    switch (k) {
+      case '--port': out.port = Number(v); i++; break;
+      case '--name': out.name = v; i++; break;
+      case '--version': out.version = String(v); i++; break;
+      case '--host': out.host = v; i++; break;
+      case '--ping-interval': out.pingInterval = Number(v); i++; break;
+      case '--ping-timeout': out.pingTimeout = Number(v); i++; break;
+      default:
+        process.stderr.write(`backend.js: unknown argument ${k}\n`);
+        process.exit(2);
+    }
+  }
+  if (!out.port || !['2', '4'].includes(out.version)) {
+    process.stderr.write('usage: node backend.js --port P --name NAME --version 4|2\n');
+    process.exit(2);
+  }
+  return out;
+}
+
+const args = parseArgs(process.argv);
+const log = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+const stats = { connections: 0, disconnects: 0, upgrades: 0, connectionErrors: 0, unknownSid: 0, requests: 0 };
+const requestsBySid = new Map(); // sid -> request count (only for live sessions)
+
+const server = http.createServer((req, res) => {
+  // Reached only for paths that are not the Engine.IO path (Socket.IO wraps this listener).
+  const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/__name') {
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end(args.name);
+    return;
+  }
+  if (url.pathname === '/__stats') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ name: args.name, version: args.version, live: requestsBySid.size, ...stats }));
+    return;
+  }
+  res.writeHead(404, { 'Content-Type': 'text/plain' });
+  res.end('not found');
+});
+
+const opts = {};
+if (args.pingInterval) opts.pingInterval = args.pingInterval;
+if (args.pingTimeout) opts.pingTimeout = args.pingTimeout;
+
+let io;
+if (args.version === '4') {
+  const { Server } = require('socket.io');
+  io = new Server(server, {
+    ...opts,
+    allowEIO3: false,
+    cors: { origin: true, credentials: true },
+  });
+  io.engine.on('connection_error', (err) => {
+    recordConnectionError(err.code, err.message, err.req && err.req.url);
+  });
+} else {
+  const socketio = require('socket.io-v2');
+  io = socketio(server, { ...opts, origins: '*:*' });
+  // engine.io 3.x has no connection_error event: observe the verdicts of verify() instead.
+  const engine = io.engine;
+  const verify = engine.verify.bind(engine);
+  engine.verify = (req, upgrade, fn) => verify(req, upgrade, (err, ok) => {
+    if (!ok && err !== null && err !== undefined && typeof err === 'number') {
+      const message = (engine.constructor.errorMessages || {})[err] || String(err);
+      recordConnectionError(err, message, req.url);
+    }
+    fn(err, ok);
+  });
+}
+
+function sidOf(url) {
+  const i = url.indexOf('?');
+  if (i < 0) return null;
+  return new URLSearchParams(url.slice(i + 1)).get('sid');
+}
+
+function recordConnectionError(code, message, url) {
+  stats.connectionErrors++;
+  if (code === 1) stats.unknownSid++;
+  log({ event: 'connection_error', code, message, sid: url ? sidOf(url) : null, url: url || null });
+}
+
+// Count every request that carries a sid (polling GET/POST and WebSocket upgrades). Prepended so it runs
+// before Engine.IO sees the request.
+function countRequest(req) {
+  if (!req.url.startsWith('/socket.io/')) return;
+  stats.requests++;
+  const sid = sidOf(req.url);
+  if (sid && requestsBySid.has(sid)) requestsBySid.set(sid, requestsBySid.get(sid) + 1);
+}
+server.prependListener('request', countRequest);
+server.prependListener('upgrade', countRequest);
+
+io.engine.on('connection', (conn) => {
+  stats.connections++;
+  // The handshake request itself carried no sid: count it here.
+  requestsBySid.set(conn.id, 1);
+  log({ event: 'connection', sid: conn.id, transport: conn.transport.name });
+  conn.on('upgrade', () => {
+    stats.upgrades++;
+    log({ event: 'upgrade', sid: conn.id, transport: conn.transport.name });
+  });
+  conn.on('close', (reason) => {
+    stats.disconnects++;
+    const requests = requestsBySid.get(conn.id) || 0;
+    requestsBySid.delete(conn.id);
+    log({ event: 'disconnect', sid: conn.id, reason: String(reason), requests });
+  });
+});
+
+function toBuffer(x) {
+  if (Buffer.isBuffer(x)) return x;
+  if (x instanceof ArrayBuffer) return Buffer.from(new Uint8Array(x));
+  if (ArrayBuffer.isView(x)) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  return null;
+}
+
+io.on('connection', (socket) => {
+  socket.on('echo', (data, ack) => {
+    if (typeof ack === 'function') ack({ backend: args.name, data });
+  });
+  socket.on('bin', (data, ack) => {
+    if (typeof ack !== 'function') return;
+    const buf = toBuffer(data);
+    ack(buf === null ? Buffer.alloc(0) : Buffer.from(buf), args.name);
+  });
+  socket.on('whoami', (ack) => {
+    if (typeof ack === 'function') {
+      ack({ backend: args.name, transport: socket.conn.transport.name, sid: socket.conn.id });
+    }
+  });
+});
+
+server.on('error', (err) => {
+  process.stderr.write(`backend.js ${args.name}: ${err.stack || err}\n`);
+  process.exit(1);
+});
+
+server.listen(args.port, args.host, () => {
+  log({ event: 'ready', port: args.port, name: args.name, version: args.version });
+});
+
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => process.exit(0));
+}
