@@ -62,7 +62,12 @@ func clientAddr(ctx *fasthttp.RequestCtx, trusted trustedNets) netip.Addr {
 	if len(trusted) == 0 || !trusted.contains(peer) {
 		return peer
 	}
-	xff := ctx.Request.Header.PeekBytes(headerXFF)
+	return forwardedClient(ctx.Request.Header.PeekBytes(headerXFF), peer, trusted)
+}
+
+// forwardedClient walks an X-Forwarded-For value from the right, past trusted proxies, and returns
+// the first untrusted address; a malformed entry stops the walk at the last trusted hop.
+func forwardedClient(xff []byte, peer netip.Addr, trusted trustedNets) netip.Addr {
 	for len(xff) > 0 {
 		i := bytes.LastIndexByte(xff, ',')
 		part := bytes.TrimSpace(xff[i+1:])

@@ -589,3 +589,36 @@ func openFDs(t testing.TB) int {
 }
 
 var _ = json.Marshal
+
+func TestAffinityCookieOnOtherPaths(t *testing.T) {
+	b1, b2, b3 := startBackend(t, "b1"), startBackend(t, "b2"), startBackend(t, "b3")
+	p := startProxy(t, func(s *Settings) { s.AffinityCookie = "sioaff" }, specsOf(b1, b2, b3))
+	for i := 0; i < 6; i++ {
+		code, h, body := get(t, "http://"+p.addr+"/app")
+		if code != 200 {
+			t.Fatal(code)
+		}
+		var cookie string
+		for _, c := range (&http.Response{Header: h}).Cookies() {
+			if c.Name == "sioaff" {
+				cookie = c.Value
+			}
+		}
+		if cookie == "" {
+			t.Fatalf("no affinity cookie set: %v", h)
+		}
+		if strings.Contains(cookie, "127.0.0.1") {
+			t.Fatalf("cookie %q reveals a backend address", cookie)
+		}
+		for j := 0; j < 5; j++ {
+			_, _, again := get(t, "http://"+p.addr+"/app", "Cookie", "sioaff="+cookie)
+			if again != body {
+				t.Fatalf("request %d with cookie %s went to %q, first went to %q", j, cookie, again, body)
+			}
+		}
+	}
+	// A cookie naming no backend is ignored: the request is placed anew.
+	if code, _, _ := get(t, "http://"+p.addr+"/app", "Cookie", "sioaff=zzz"); code != 200 {
+		t.Fatalf("stale cookie: %d", code)
+	}
+}
