@@ -1,7 +1,5 @@
 package mirror
 
-
-
 // tee receives the raw bytes of a mirrored WebSocket tunnel (proxy.MirrorTunnel): one frame parser
 // per direction reassembles messages, which are decoded as Engine.IO packets and queued.
 type tee struct {
