@@ -622,3 +622,32 @@ func TestAffinityCookieOnOtherPaths(t *testing.T) {
 		t.Fatalf("stale cookie: %d", code)
 	}
 }
+
+func TestTunnelEndForgetsUpgradedSessionOnly(t *testing.T) {
+	b := startBackend(t, "up")
+	p := startProxy(t, nil, specsOf(b))
+	// Upgraded: polling stops when the WebSocket opens; closing it ends the session.
+	sid := handshake(t, p.addr)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(p.addr, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	waitFor(t, func() bool { return p.Table().Len() == 0 })
+
+	// Failed probe: polling goes on past the WebSocket's start; the session outlives the tunnel.
+	sid = handshake(t, p.addr)
+	c, _, err = websocket.DefaultDialer.Dial(wsURL(p.addr, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(upgradeSlack + 200*time.Millisecond)
+	if code, _, _ := get(t, pollURL(p.addr, sid)); code != 200 {
+		t.Fatalf("poll during probe: %d", code)
+	}
+	c.Close()
+	waitFor(t, func() bool { return p.Tunnels() == 0 })
+	if p.Table().Len() != 1 {
+		t.Fatalf("table has %d entries after a failed probe, want 1", p.Table().Len())
+	}
+}

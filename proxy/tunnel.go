@@ -19,9 +19,10 @@ import (
 	"sioproxy/balancer"
 )
 
-// upgradeTimeout is Engine.IO's window for completing an upgrade probe. A tunnel that ends sooner
-// was a failed probe (polling goes on); one that lived longer carried the session, which ends with it.
-const upgradeTimeout = 10 * time.Second
+// upgradeSlack bounds how long after a WebSocket opens the session's last polling requests (the
+// in-flight GET and POST) may still arrive. A session polled later than that kept polling: its
+// tunnel was a failed upgrade probe, and the session outlives it.
+const upgradeSlack = time.Second
 
 // maxUpgradeResponse bounds the backend's answer to an upgrade request.
 const maxUpgradeResponse = 64 << 10
@@ -257,8 +258,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		be.Tunnels.Add(-1)
 		if sid == "" {
 			be.Sessions.Add(-1)
-		} else if time.Since(start) > upgradeTimeout {
-			p.table.Delete([]byte(sid))
+		} else if seen, ok := p.table.LastSeen([]byte(sid)); ok && seen.Before(start.Add(upgradeSlack)) {
+			p.table.Delete([]byte(sid)) // the session had moved to this WebSocket: it ends with it
 		}
 	})
 }

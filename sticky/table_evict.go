@@ -1,5 +1,7 @@
 package sticky
 
+import "time"
+
 // EvictBackend removes up to limit entries of backendID (limit <= 0: all), calling onEvict for
 // each, and returns how many it removed. A drain deadline uses it to end a backend's sessions a few
 // at a time.
@@ -32,4 +34,18 @@ func (t *Table) EvictBackend(backendID string, limit int) int {
 		}
 	}
 	return removed
+}
+
+// LastSeen returns when sid was last put or got (its expiry minus its TTL); ok is false when sid
+// is absent or never expires. The proxy uses it to tell an upgraded session (polling stopped when
+// its WebSocket opened) from a failed upgrade probe (polling went on).
+func (t *Table) LastSeen(sid []byte) (seen time.Time, ok bool) {
+	s := shardFor(t, sid)
+	s.mu.RLock()
+	e := s.m[string(sid)]
+	s.mu.RUnlock()
+	if e == nil || e.ttl <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, e.expires.Load()-e.ttl), true
 }

@@ -28,3 +28,20 @@ func TestEvictBackend(t *testing.T) {
 		t.Fatalf("evicted %d of an unknown backend", n)
 	}
 }
+
+func TestLastSeen(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tb := NewTable(func() time.Time { return now }, nil)
+	tb.Put("s", "A", time.Minute)
+	if seen, ok := tb.LastSeen([]byte("s")); !ok || !seen.Equal(now) {
+		t.Fatalf("after put: %v %v", seen, ok)
+	}
+	now = now.Add(7 * time.Second)
+	tb.Get([]byte("s"))
+	if seen, _ := tb.LastSeen([]byte("s")); !seen.Equal(now) {
+		t.Fatalf("after get: %v, want %v", seen, now)
+	}
+	if _, ok := tb.LastSeen([]byte("nope")); ok {
+		t.Fatal("absent sid seen")
+	}
+}
