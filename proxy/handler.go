@@ -108,7 +108,8 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		return
 	}
 	if tagged {
-		stripTag(ctx, path, query, info.SIDStart, len(info.SID)-len(raw))
+		// The rewrite reuses the URI buffer that path, query and raw point into: take raw anew.
+		raw = stripTag(ctx, path, query, info.SIDStart, len(info.SID)-len(raw), raw)
 	}
 	if info.Upgrade {
 		p.tunnel(ctx, rt, be, raw)
@@ -124,7 +125,7 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		// The owner is unreachable: the session is lost; tell the client at once, Engine.IO style.
 		p.balancer.ReportFailure(be)
 		p.table.Delete(raw)
-		p.logSID(zap.WarnLevel, "owner unreachable", ctx, be, info.SID, raw, zap.Error(err))
+		p.logSID(zap.WarnLevel, "owner unreachable", ctx, be, nil, raw, zap.Error(err))
 		p.metrics.SIDUnknown()
 		sidUnknown(ctx, false)
 		return
@@ -143,10 +144,11 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 	}
 }
 
-// stripTag rewrites the request URI without the sid tag (backends never see tags).
-func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int) {
-	if sidStart < 0 || tagLen <= 0 || sidStart+tagLen > len(query) {
-		return
+// stripTag rewrites the request URI without the sid tag (backends never see tags) and returns the
+// raw sid as it now stands in the new URI.
+func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int, raw []byte) []byte {
+	if sidStart < 0 || tagLen <= 0 || sidStart+tagLen+len(raw) > len(query) {
+		return raw // not the shape Classify reports; forward as is
 	}
 	var arr [512]byte // the header copies the URI; a stack buffer spares an allocation per request
 	buf := arr[:0]
@@ -155,6 +157,8 @@ func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int
 	buf = append(buf, query[:sidStart]...)
 	buf = append(buf, query[sidStart+tagLen:]...)
 	ctx.Request.SetRequestURIBytes(buf)
+	off := len(path) + 1 + sidStart
+	return ctx.Request.Header.RequestURI()[off : off+len(raw)]
 }
 
 // handshake places a new polling session, forwards it (retrying on another backend when one is

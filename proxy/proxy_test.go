@@ -228,20 +228,22 @@ func TestUntaggedSessionsUseTheTable(t *testing.T) {
 }
 
 func TestClosePacketForgetsTheSession(t *testing.T) {
-	b := startBackend(t, "c")
-	p := startProxy(t, func(s *Settings) { s.TagSIDs = false }, specsOf(b))
-	sid := handshake(t, p.addr)
-	if p.Table().Len() != 1 || p.bal.Stats(b.url()).Sessions.Load() != 1 {
-		t.Fatalf("after handshake: table %d, sessions %d", p.Table().Len(), p.bal.Stats(b.url()).Sessions.Load())
-	}
-	if code, _ := post(t, pollURL(p.addr, sid), "1"); code != 200 {
-		t.Fatal(code)
-	}
-	if p.Table().Len() != 0 || p.bal.Stats(b.url()).Sessions.Load() != 0 {
-		t.Fatalf("after close: table %d, sessions %d", p.Table().Len(), p.bal.Stats(b.url()).Sessions.Load())
-	}
-	if code, _, _ := get(t, pollURL(p.addr, sid)); code != 400 {
-		t.Fatalf("poll after close: %d", code)
+	for _, tag := range []bool{false, true} { // tagged: the tag is stripped from the URI in place
+		b := startBackend(t, fmt.Sprint("c", tag))
+		p := startProxy(t, func(s *Settings) { s.TagSIDs = tag }, specsOf(b))
+		sid := handshake(t, p.addr)
+		if p.Table().Len() != 1 || p.bal.Stats(b.url()).Sessions.Load() != 1 {
+			t.Fatalf("tag %v after handshake: table %d, sessions %d", tag, p.Table().Len(), p.bal.Stats(b.url()).Sessions.Load())
+		}
+		if code, _ := post(t, pollURL(p.addr, sid), "1"); code != 200 {
+			t.Fatal(code)
+		}
+		if p.Table().Len() != 0 || p.bal.Stats(b.url()).Sessions.Load() != 0 {
+			t.Fatalf("tag %v after close: table %d, sessions %d", tag, p.Table().Len(), p.bal.Stats(b.url()).Sessions.Load())
+		}
+		if code, _, _ := get(t, pollURL(p.addr, sid)); code != 400 {
+			t.Fatalf("poll after close: %d", code)
+		}
 	}
 }
 
@@ -633,7 +635,11 @@ func TestTunnelEndForgetsUpgradedSessionOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	waitFor(t, func() bool { return p.Table().Len() == 0 })
+	if !eventually(func() bool { return p.Table().Len() == 0 }) {
+		_, raw, _ := sticky.SplitTagged([]byte(sid))
+		seen, ok := p.Table().LastSeen(raw)
+		t.Fatalf("upgraded session still in the table: tunnels %d, last seen %v ago (%v)", p.Tunnels(), time.Since(seen), ok)
+	}
 
 	// Failed probe: polling goes on past the WebSocket's start; the session outlives the tunnel.
 	sid = handshake(t, p.addr)
