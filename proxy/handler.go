@@ -286,7 +286,7 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session 
 				return nil, lastErr
 			}
 			if reason == balancer.AllFull {
-				unavailable(ctx, fasthttp.StatusServiceUnavailable, 1)
+				unavailable(ctx, fasthttp.StatusServiceUnavailable, int(p.balancer.RetryAfter()/time.Second))
 			} else {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, 2)
 			}

@@ -32,12 +32,16 @@ type tunnel struct {
 	client, backend net.Conn
 	backendID       string
 	closeOnce       sync.Once
+	onClose         func() // set before the tunnel is registered (parked tunnels); runs once after closing
 }
 
 func (t *tunnel) close() {
 	t.closeOnce.Do(func() {
 		t.client.Close()
 		t.backend.Close()
+		if t.onClose != nil {
+			t.onClose()
+		}
 	})
 }
 
@@ -125,7 +129,7 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 		if be == nil {
 			status, retry := fasthttp.StatusServiceUnavailable, 2
 			if reason == balancer.AllFull {
-				retry = 1
+				retry = int(p.balancer.RetryAfter() / time.Second)
 			}
 			if i > 0 {
 				status, retry = fasthttp.StatusBadGateway, 0
@@ -239,28 +243,58 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			client = clientTCP
 		}
 		t := &tunnel{client: client, backend: conn, backendID: be.ID}
+		start := time.Now()
+		ended := func() {
+			p.tunnels.remove(t)
+			be.Tunnels.Add(-1)
+			if sid == "" {
+				be.Sessions.Add(-1)
+			} else if seen, ok := p.table.LastSeen([]byte(sid)); ok && seen.Before(start.Add(upgradeSlack)) {
+				p.table.Delete([]byte(sid)) // the session had moved to this WebSocket: it ends with it
+			}
+		}
+		// Without mirroring, a TCP tunnel is parked: no goroutine or buffer while it is idle.
+		var pk *parker
+		var pt *parkedTunnel
+		if backendTCP, ok := conn.(*net.TCPConn); ok && clientTCP != nil && p.mirror == nil {
+			if pk = p.parker(); pk != nil {
+				var err error
+				if pt, err = pk.prepare(t, clientTCP, backendTCP, rt.TunnelIdleTimeout); err == nil {
+					t.onClose = func() { pk.unpark(pt); ended() }
+				}
+			}
+		}
 		if !p.tunnels.add(t) {
 			conn.Close()
+			client.Close() // the server keeps hijacked connections (KeepHijackedConns): close it here
+			if pt != nil {
+				pk.unpark(pt)
+			}
 			if sid == "" {
 				be.Sessions.Add(-1)
 			}
 			return
 		}
 		be.Tunnels.Add(1)
-		start := time.Now()
+		if pt != nil {
+			// The hijack handler returns: the server keeps hijacked connections open (KeepHijackedConns).
+			if _, err := c.Write(append(head, early...)); err != nil || !drainBuffered(c, clientTCP, conn, nil) {
+				t.close()
+				return
+			}
+			if err := pk.start(pt); err != nil {
+				p.log.Warn("tunnel parking failed", zap.String("backend", be.ID), zap.Error(err))
+				t.close()
+			}
+			return
+		}
 		var mt MirrorTunnel
 		if p.mirror != nil {
 			mt = p.mirror.Tunnel(sid, &ctx.Request)
 		}
 		p.splice(t, c, clientTCP, head, early, rt.TunnelIdleTimeout, mt)
 		t.close()
-		p.tunnels.remove(t)
-		be.Tunnels.Add(-1)
-		if sid == "" {
-			be.Sessions.Add(-1)
-		} else if seen, ok := p.table.LastSeen([]byte(sid)); ok && seen.Before(start.Add(upgradeSlack)) {
-			p.table.Delete([]byte(sid)) // the session had moved to this WebSocket: it ends with it
-		}
+		ended()
 	})
 }
 
