@@ -44,7 +44,8 @@ type Options struct {
 	Balancer   *balancer.Balancer
 	Controller Controller
 	Metrics    *Metrics
-	Token      string // bearer token for every endpoint but /healthz ("" = none; then mutating endpoints are loopback only)
+	Mirror     http.Handler // serves /mirror/report, /mirror/enable, /mirror/disable (nil: no mirroring)
+	Token      string       // bearer token for every endpoint but /healthz ("" = none; then mutating endpoints are loopback only)
 	Logger     *zap.Logger
 }
 
@@ -59,6 +60,11 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("POST /backends/{id}/undrain", a.auth(true, a.undrain))
 	mux.HandleFunc("GET /sessions", a.auth(false, a.sessions))
 	mux.HandleFunc("POST /reload", a.auth(true, a.reload))
+	if o.Mirror != nil {
+		mux.HandleFunc("GET /mirror/report", a.auth(false, o.Mirror.ServeHTTP))
+		mux.HandleFunc("POST /mirror/enable", a.auth(true, o.Mirror.ServeHTTP)) // ?sample=F optional
+		mux.HandleFunc("POST /mirror/disable", a.auth(true, o.Mirror.ServeHTTP))
+	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", a.auth(false, promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP))
 	}

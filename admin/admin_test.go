@@ -149,6 +149,7 @@ func TestMetrics(t *testing.T) {
 	m.Request("poll", 200, 3*time.Millisecond)
 	m.Request("poll", 200, time.Millisecond)
 	m.Request("handshake", 503, time.Millisecond)
+	m.Request("upgrade", 101, time.Millisecond)
 	m.SIDUnknown()
 	m.Handshake("a")
 	bal.Snapshot().ByID("b").Tunnels.Add(4)
@@ -156,6 +157,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`sioproxy_requests_total{code="2xx",kind="poll"} 2`,
 		`sioproxy_requests_total{code="5xx",kind="handshake"} 1`,
+		`sioproxy_requests_total{code="1xx",kind="upgrade"} 1`,
 		`sioproxy_sid_unknown_total 1`,
 		`sioproxy_handshakes_total{backend="a"} 1`,
 		`sioproxy_backend_tunnels{backend="b"} 4`,

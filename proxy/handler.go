@@ -48,9 +48,11 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		p.placed(ctx, rt, &info, upgrade)
 	}
-	if !upgrade {
-		p.metrics.Request(kind, ctx.Response.StatusCode(), p.now().Sub(start))
+	status := ctx.Response.StatusCode()
+	if upgrade && ctx.Hijacked() {
+		status = fasthttp.StatusSwitchingProtocols
 	}
+	p.metrics.Request(kind, status, p.now().Sub(start))
 }
 
 // splitURI splits a request URI (origin or absolute form) into path and raw query.
@@ -79,9 +81,6 @@ func (p *Proxy) resolve(rt *rtConfig, snap *balancer.Snapshot, sid []byte) (be *
 		if be = snap.ByTag(tag); be != nil {
 			// Keep the table (session counts, expiry) in step with traffic this process sees.
 			if _, known := p.table.Get(r); !known {
-				if _, closing := p.closing.Load(be.ID); closing {
-					return nil, r, true
-				}
 				p.table.Put(string(r), be.ID, rt.SessionTTL+rt.TTLMargin)
 				be.Sessions.Add(1)
 			}

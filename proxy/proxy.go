@@ -71,11 +71,13 @@ type Proxy struct {
 
 	rt      atomic.Pointer[rtConfig]
 	clients sync.Map // backend ID -> *fasthttp.HostClient
-	closing sync.Map // backend ID -> struct{}: backends whose sessions are being closed (drain deadline)
 	tunnels *tunnelRegistry
-	server  *fasthttp.Server
-	metrics Metrics
-	mirror  Mirror // nil: no mirroring
+	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
+	parkOnce sync.Once
+	park     *parker
+	server   *fasthttp.Server
+	metrics  Metrics
+	mirror   Mirror // nil: no mirroring
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -140,6 +142,7 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		WriteTimeout:                  30 * time.Second,
 		IdleTimeout:                   120 * time.Second,
 		CloseOnShutdown:               true,
+		KeepHijackedConns:             true, // parked tunnels outlive the hijack handler; tunnels close their sockets
 		ReadBufferSize:                8192,
 		Logger:                        zapPrintf{log},
 		ErrorHandler:                  requestError,
@@ -194,6 +197,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	err := p.server.ShutdownWithContext(ctx)
 	n := p.tunnels.closeAll()
+	p.stopParker()
 	p.log.Info("shutdown", zap.Int("tunnels_closed", n), zap.Error(err))
 	close(p.stopSweep)
 	<-p.sweepDone

@@ -427,19 +427,3 @@ func closeWrite(c any) {
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
 }
-
-// CloseSessions ends up to n live sessions of a backend (a drain deadline): polling sessions are
-// forgotten, so their next request gets Engine.IO's "Session ID unknown" and the client reconnects
-// elsewhere; when none is left, WebSocket tunnels are closed. From the first call on, tagged sids of
-// that backend that the table no longer knows are refused too, until StopClosing.
-func (p *Proxy) CloseSessions(id string, n int) int {
-	p.closing.Store(id, struct{}{})
-	k := p.table.EvictBackend(id, n)
-	if k < n {
-		k += p.tunnels.closeBackend(id, n-k)
-	}
-	return k
-}
-
-// StopClosing ends CloseSessions' refusal of a backend's forgotten sessions (undrain).
-func (p *Proxy) StopClosing(id string) { p.closing.Delete(id) }

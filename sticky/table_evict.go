@@ -3,11 +3,10 @@ package sticky
 import "time"
 
 // EvictBackend removes up to limit entries of backendID (limit <= 0: all), calling onEvict for
-// each, and returns how many it removed. A drain deadline uses it to end a backend's sessions a few
-// at a time.
-func (t *Table) EvictBackend(backendID string, limit int) int {
+// each, and returns their sids. A drain deadline uses it to end a backend's sessions a few at a time.
+func (t *Table) EvictBackend(backendID string, limit int) []string {
 	removed := 0
-	var gone []string
+	var all, gone []string
 	for i := range t.shards {
 		if limit > 0 && removed >= limit {
 			break
@@ -32,8 +31,9 @@ func (t *Table) EvictBackend(backendID string, limit int) int {
 		for _, sid := range gone {
 			t.onEvict(sid, backendID)
 		}
+		all = append(all, gone...)
 	}
-	return removed
+	return all
 }
 
 // LastSeen returns when sid was last put or got (its expiry minus its TTL); ok is false when sid

@@ -13,7 +13,7 @@ func TestEvictBackend(t *testing.T) {
 		tb.Put(fmt.Sprint("a", i), "A", time.Minute)
 		tb.Put(fmt.Sprint("b", i), "B", time.Minute)
 	}
-	if n := tb.EvictBackend("A", 7); n != 7 || tb.Count("A") != 43 || tb.Count("B") != 50 || len(evicted) != 7 {
+	if n := len(tb.EvictBackend("A", 7)); n != 7 || tb.Count("A") != 43 || tb.Count("B") != 50 || len(evicted) != 7 {
 		t.Fatalf("evict 7: removed %d, A=%d B=%d, callbacks %d", n, tb.Count("A"), tb.Count("B"), len(evicted))
 	}
 	for _, e := range evicted {
@@ -21,10 +21,10 @@ func TestEvictBackend(t *testing.T) {
 			t.Fatalf("evicted %s from the wrong backend", e)
 		}
 	}
-	if n := tb.EvictBackend("A", 0); n != 43 || tb.Count("A") != 0 || tb.Len() != 50 {
+	if n := len(tb.EvictBackend("A", 0)); n != 43 || tb.Count("A") != 0 || tb.Len() != 50 {
 		t.Fatalf("evict all: removed %d, A=%d, len %d", n, tb.Count("A"), tb.Len())
 	}
-	if n := tb.EvictBackend("nobody", 0); n != 0 {
+	if n := len(tb.EvictBackend("nobody", 0)); n != 0 {
 		t.Fatalf("evicted %d of an unknown backend", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"sioproxy/demo"
 	"sioproxy/health"
 	"sioproxy/proxy"
+	"sioproxy/proxy/mirror"
 	"sioproxy/sticky"
 )
 
@@ -142,6 +144,7 @@ type app struct {
 	proxy   *proxy.Proxy
 	set     *health.Sources
 	prober  *health.Prober
+	mirror  *mirror.Mirror // nil when no mirror is configured
 	metrics *admin.Metrics
 
 	mu        sync.Mutex // guards cfg and the discovery watchers during a reload
@@ -188,8 +191,12 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 			fmt.Fprintln(stderr, "sioproxy:", err)
 			return 1
 		}
+		ao := admin.Options{Balancer: a.bal, Controller: a, Metrics: a.metrics, Token: token, Logger: log}
+		if a.mirror != nil {
+			ao.Mirror = a.mirror.Handler()
+		}
 		adminSrv = &http.Server{
-			Handler:           admin.Handler(admin.Options{Balancer: a.bal, Controller: a, Metrics: a.metrics, Token: token, Logger: log}),
+			Handler:           admin.Handler(ao),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		go adminSrv.Serve(aln)
@@ -265,8 +272,23 @@ func (a *app) build(cfg *configs.Config) error {
 		a.prober = pr
 	}
 	a.metrics = admin.NewMetrics(a.bal)
-	a.proxy = proxy.New(a.log, a.bal, settings, proxy.WithMetrics(a.metrics))
+	popts := []proxy.Option{proxy.WithMetrics(a.metrics)}
+	if mc := cfg.Mirror; mirrorConfigured(mc) {
+		m, err := mirror.FromConfig(mc, a.log, a.metrics.Registry)
+		if err != nil {
+			return err
+		}
+		a.mirror = m
+		popts = append(popts, proxy.WithMirror(m))
+	}
+	a.proxy = proxy.New(a.log, a.bal, settings, popts...)
 	return nil
+}
+
+// mirrorConfigured reports whether a config sets up mirroring (it may start disabled and be
+// enabled from the admin API).
+func mirrorConfigured(m configs.Mirror) bool {
+	return m.Enabled || len(m.Backends) > 0 || m.ConsulService != ""
 }
 
 func tagger(on bool) func(string) string {
@@ -279,7 +301,13 @@ func tagger(on bool) func(string) string {
 // startDiscovery starts the Consul watch of a config, if it names services.
 func (a *app) startDiscovery(cfg *configs.Config) {
 	c := cfg.Discovery.Consul
-	if len(c.Services) == 0 {
+	services := c.Services
+	shadow := ""
+	if a.mirror != nil && cfg.Mirror.ConsulService != "" {
+		shadow = cfg.Mirror.ConsulService
+		services = append(slices.Clone(services), shadow)
+	}
+	if len(services) == 0 {
 		return
 	}
 	token, err := c.ResolveToken()
@@ -287,10 +315,14 @@ func (a *app) startDiscovery(cfg *configs.Config) {
 		a.log.Error("consul token file unreadable", zap.String("file", c.TokenFile), zap.Error(err))
 	}
 	w, err := health.NewConsulWatcher(health.ConsulOptions{
-		Address: c.Address, Token: token, Datacenter: c.Datacenter, Services: c.Services, Tag: c.Tag,
+		Address: c.Address, Token: token, Datacenter: c.Datacenter, Services: services, Tag: c.Tag,
 		WarningEligible: c.WarningEligible, DeregisterGrace: c.DeregisterGrace.Duration(), WaitTime: c.WaitTime.Duration(),
 		Logger: a.log.Named("consul"),
 		Publish: func(service string, specs []balancer.Spec) {
+			if service == shadow {
+				a.mirror.UpdateTargets(specs) // the shadow cluster of a mirrored migration
+				return
+			}
 			a.set.Set("consul:"+service, specs)
 		},
 	})
@@ -357,18 +389,52 @@ func (a *app) apply(cfg *configs.Config) error {
 	}
 	specs := staticSpecs(cfg.Backends)
 	settings := settingsOf(cfg)
-	if cfg.Listen != a.cfg.Listen || cfg.Admin.Listen != a.cfg.Admin.Listen {
-		return fmt.Errorf("listen addresses cannot change on reload; restart instead (the listener uses SO_REUSEPORT)")
+	if err := restartOnly(a.cfg, cfg); err != nil {
+		return err
 	}
-	if cfg.Health.Active != a.cfg.Health.Active {
-		return fmt.Errorf("health.active cannot change on reload; restart instead")
+	if (a.mirror != nil) != mirrorConfigured(cfg.Mirror) {
+		return fmt.Errorf("adding or removing the mirror section needs a restart; enabled, sample and backends reload")
 	}
 	a.bal.SetPolicy(pol)
 	a.set.Set("static", specs)
+	if a.mirror != nil {
+		if cfg.Mirror.ConsulService == "" {
+			a.mirror.UpdateTargets(mirror.TargetSpecs(cfg.Mirror.Backends))
+		}
+		a.mirror.SetSample(cfg.Mirror.Sample)
+		a.mirror.Enable(cfg.Mirror.Enabled)
+	}
 	if a.prober != nil {
 		a.prober.SetTargets(specs)
 	}
 	a.proxy.Apply(settings)
+	if lvl, err := zapcore.ParseLevel(cfg.Log.Level); err == nil {
+		logLevel.SetLevel(lvl)
+	}
+	return nil
+}
+
+// restartOnly refuses a reload that changes settings a running process cannot take over, naming
+// them, so that a reload never reports success for a change it did not apply.
+func restartOnly(old, cfg *configs.Config) error {
+	var keys []string
+	check := func(key string, same bool) {
+		if !same {
+			keys = append(keys, key)
+		}
+	}
+	check("listen", old.Listen == cfg.Listen)
+	check("admin", old.Admin == cfg.Admin)
+	check("log.format", old.Log.Format == cfg.Log.Format)
+	check("sticky.tag_sids", old.Sticky.TagSIDs == cfg.Sticky.TagSIDs)
+	check("balancer.slow_start", old.Balancer.SlowStart == cfg.Balancer.SlowStart)
+	check("balancer.admission", old.Balancer.Admission == cfg.Balancer.Admission)
+	check("balancer.ejection", old.Balancer.Ejection == cfg.Balancer.Ejection)
+	check("health.active", old.Health.Active == cfg.Health.Active)
+	check("mirror.queue", old.Mirror.Queue == cfg.Mirror.Queue)
+	if len(keys) > 0 {
+		return fmt.Errorf("%s cannot change on reload; restart instead (SO_REUSEPORT lets the new process start beside the old one)", strings.Join(keys, ", "))
+	}
 	return nil
 }
 
@@ -429,7 +495,6 @@ func (a *app) Undrain(id string) error {
 		delete(a.drains, id)
 	}
 	a.mu.Unlock()
-	a.proxy.StopClosing(id)
 	a.log.Info("backend undrained", zap.String("backend", id))
 	return nil
 }
@@ -459,7 +524,11 @@ func (a *app) SessionCount(id string) int {
 	return a.proxy.Table().Count(id)
 }
 
+// logLevel is the level of the process's logger (one logger per process).
+var logLevel = zap.NewAtomicLevel()
+
 // newLogger builds the zap logger of a config.
+// Its level is the package's logLevel, so that a reload can change it.
 func newLogger(c configs.Log) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
@@ -468,10 +537,11 @@ func newLogger(c configs.Log) (*zap.Logger, error) {
 	zc := zap.NewProductionConfig()
 	if c.Format == "console" {
 		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
 	}
+	zc.DisableStacktrace = true
 	zc.Sampling = nil
-	zc.Level = zap.NewAtomicLevelAt(level)
+	logLevel.SetLevel(level)
+	zc.Level = logLevel
 	zc.EncoderConfig.TimeKey = "ts"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zc.Build()

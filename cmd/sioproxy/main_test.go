@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sioproxy/configs"
 )
 
 func runArgs(args ...string) (int, string, string) {
@@ -90,5 +92,22 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:9999" || len(cfg.Backends) != 1 || cfg.Backends[0].URL != "http://127.0.0.1:4000" || cfg.Log.Level != "warn" {
 		t.Fatalf("merged config: listen %s backends %v level %s", cfg.Listen, cfg.Backends, cfg.Log.Level)
+	}
+}
+
+func TestRestartOnlyChangesAreRefused(t *testing.T) {
+	old := configs.Default()
+	same := configs.Default()
+	same.Balancer.Policy = "round_robin"
+	same.Log.Level = "debug"
+	if err := restartOnly(old, same); err != nil {
+		t.Fatalf("policy and log level reload: %v", err)
+	}
+	changed := configs.Default()
+	changed.Balancer.SlowStart = 0
+	changed.Sticky.TagSIDs = false
+	err := restartOnly(old, changed)
+	if err == nil || !strings.Contains(err.Error(), "balancer.slow_start") || !strings.Contains(err.Error(), "sticky.tag_sids") {
+		t.Fatalf("got %v, want both keys named", err)
 	}
 }

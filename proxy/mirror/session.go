@@ -69,6 +69,8 @@ type session struct {
 	rootConnected bool
 	primaryBin    binState
 
+	connAck chan string // namespaces the target answered a CONNECT for (or refused)
+
 	mu       sync.Mutex
 	acks     map[ackKey]*ackEntry
 	awaiting int           // acks sent to the shadow and not answered yet
@@ -96,6 +98,7 @@ func (m *Mirror) newSession(sid string, req *fasthttp.Request) *session {
 		closing: make(chan struct{}),
 		acks:    make(map[ackKey]*ackEntry),
 		wake:    make(chan struct{}, 1),
+		connAck: make(chan string, 8),
 	}
 	for _, h := range forwardedHeaders {
 		if v := req.Header.Peek(h); len(v) > 0 {
@@ -231,6 +234,7 @@ func (s *session) run() {
 			// Socket.IO protocol 4 connects "/" implicitly; protocol 5 needs the client's CONNECT.
 			s.write(Packet{Type: PacketMessage, Data: []byte("0")})
 			s.rootConnected = true
+			s.awaitConnect("/")
 		}
 	}
 	for done := false; !done; {
@@ -290,14 +294,43 @@ func (s *session) process(it item) {
 				if p, ok = s.translateConnect(p, sp); !ok {
 					return
 				}
+				s.write(p)
+				s.awaitConnect(string(sp.Nsp))
+				return
 			case SIOEvent, SIOBinaryEvent:
 				if sp.ID != NoAck {
 					s.expectAck(sp, it.at)
 				}
+			case SIODisconnect:
+				// The client left after its acks arrived from the primary; let the shadow answer
+				// too, or the target drops the events still in flight (they come after the leave).
+				s.awaitShadow()
 			}
 		}
 	}
 	s.write(p)
+}
+
+// awaitConnect waits until the target answered the CONNECT of nsp, as a real client does: a
+// Socket.IO 4 server closes a connection that sends packets to a namespace it is still connecting.
+func (s *session) awaitConnect(nsp string) {
+	if s.shadow == nil || s.shadow.failed.Load() {
+		return
+	}
+	timer := time.NewTimer(s.m.dialTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case got := <-s.connAck:
+			if got == nsp {
+				return
+			}
+		case <-s.shadow.done:
+			return
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // translateConnect adapts a client CONNECT to the target's Socket.IO protocol; ok false drops it.

@@ -198,6 +198,15 @@ func (sh *shadowConn) readLoop() {
 // message handles a packet from the target: acks to the comparison, events counted.
 func (sh *shadowConn) message(p Packet) {
 	at := sh.s.m.now().UnixNano()
+	if !p.Binary && len(p.Data) > 0 && (p.Data[0] == '0' || p.Data[0] == '4') {
+		if sp, err := ParseSIO(p.Data); err == nil {
+			select {
+			case sh.s.connAck <- string(sp.Nsp):
+			default:
+			}
+		}
+		return
+	}
 	if ack, key, payload := sh.bin.feed(p); ack {
 		sh.s.answer(sideShadow, key, payload, at)
 	} else if name, ok := eventOf(p); ok {

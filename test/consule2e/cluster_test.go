@@ -1,0 +1,448 @@
+package consule2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"sioproxy/health/consultest"
+)
+
+// service is the Consul service name the backends register under and the proxy watches.
+const service = "chat"
+
+// checkInterval is the interval of the HTTP checks Consul runs against the backends.
+const checkInterval = "1s"
+
+// backend is a node test/node/backend.js process (socket.io@4) named after its Consul service ID.
+type backend struct {
+	*proc
+	Name string
+	Port int
+}
+
+// URL is the backend's base URL.
+func (b *backend) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", b.Port) }
+
+// startBackend starts a socket.io@4 server and waits until it listens.
+func startBackend(t *testing.T, name string) *backend {
+	t.Helper()
+	port := freePort(t)
+	p := startProc(t, "backend "+name, nodeDir, false, nodeBin, "backend.js",
+		"--port", strconv.Itoa(port), "--name", name, "--version", "4")
+	if _, _, err := p.waitLine(0, 20*time.Second, func(l string) bool { return strings.Contains(l, `"event":"ready"`) }); err != nil {
+		t.Fatalf("backend %s: %v\n%s", name, err, p.tail(20))
+	}
+	return &backend{proc: p, Name: name, Port: port}
+}
+
+// cluster is a Consul dev agent, socket.io backends registered in it, and (once started) a proxy.
+type cluster struct {
+	agent  *consultest.Agent
+	consul *api.Client
+	bs     []*backend
+	px     *proxyProc
+}
+
+// newCluster starts a Consul agent and n backends chat-1..chat-n, registered with HTTP checks.
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{agent: consultest.Start(t)}
+	c.consul = c.agent.Client()
+	for i := range n {
+		c.bs = append(c.bs, startBackend(t, fmt.Sprintf("chat-%d", i+1)))
+	}
+	c.registerAll(t)
+	return c
+}
+
+// registerAll registers every backend as an instance of service with an HTTP check against its
+// Engine.IO handshake URL (interval 1 s). The check starts passing, so that a proxy started next sees
+// every backend at once (no slow-start ramp); Consul runs the real check within the interval.
+func (c *cluster) registerAll(t *testing.T) {
+	t.Helper()
+	for _, b := range c.bs {
+		err := c.consul.Agent().ServiceRegister(&api.AgentServiceRegistration{
+			ID: b.Name, Name: service, Address: "127.0.0.1", Port: b.Port,
+			Check: &api.AgentServiceCheck{
+				CheckID: checkID(b.Name), Name: "engine.io handshake",
+				HTTP:     b.URL() + "/socket.io/?EIO=4&transport=polling",
+				Interval: checkInterval, Timeout: "1s", Status: api.HealthPassing,
+			},
+		})
+		if err != nil {
+			t.Fatalf("register %s in consul: %v", b.Name, err)
+		}
+	}
+}
+
+func checkID(name string) string { return "http:" + name }
+
+// checkStatus returns the status of a backend's HTTP check as Consul reports it.
+func (c *cluster) checkStatus(t *testing.T, name string) string {
+	t.Helper()
+	checks, _, err := c.consul.Health().Checks(service, nil)
+	if err != nil {
+		t.Fatalf("consul health checks: %v", err)
+	}
+	for _, ch := range checks {
+		if ch.CheckID == checkID(name) {
+			return ch.Status
+		}
+	}
+	return ""
+}
+
+func (c *cluster) names() []string {
+	out := make([]string, len(c.bs))
+	for i, b := range c.bs {
+		out[i] = b.Name
+	}
+	return out
+}
+
+// allStates maps every backend to the same state.
+func (c *cluster) allStates(state string) map[string]string {
+	m := map[string]string{}
+	for _, b := range c.bs {
+		m[b.Name] = state
+	}
+	return m
+}
+
+// startProxy starts sioproxy with discovery from flags only (no config file) and waits until
+// every backend is active in /backends.
+func (c *cluster) startProxy(t *testing.T) *proxyProc {
+	t.Helper()
+	c.px = launchProxy(t, "-consul-addr", c.agent.Addr, "-consul-service", service, "-log-level", "info")
+	c.px.waitStates(t, c.allStates("active"), 15*time.Second)
+	return c.px
+}
+
+// proxyProc is a running sioproxy with its client and admin listeners.
+type proxyProc struct {
+	*proc
+	Addr, Admin string
+	http        *http.Client
+	tags        map[string]string // sid tag -> backend id, from /backends
+}
+
+// launchProxy starts sioproxy on free ports with args and waits until both listeners accept.
+func launchProxy(t *testing.T, args ...string) *proxyProc {
+	t.Helper()
+	px := &proxyProc{
+		Addr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		Admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		http:  &http.Client{Timeout: 10 * time.Second},
+	}
+	all := append([]string{"-listen", px.Addr, "-admin-listen", px.Admin}, args...)
+	px.proc = startProc(t, "sioproxy", moduleRoot, true, proxyBin, all...)
+	waitTCP(t, px.proc, px.Addr, 15*time.Second)
+	waitTCP(t, px.proc, px.Admin, 5*time.Second)
+	t.Cleanup(px.http.CloseIdleConnections)
+	return px
+}
+
+// URL is the proxy's client-facing base URL.
+func (p *proxyProc) URL() string { return "http://" + p.Addr }
+
+func (p *proxyProc) adminURL(path string) string { return "http://" + p.Admin + path }
+
+// get fetches an admin path and returns the status and body.
+func (p *proxyProc) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := p.http.Get(p.adminURL(path))
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, body
+}
+
+// post sends an admin POST and returns the status and body.
+func (p *proxyProc) post(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := p.http.Post(p.adminURL(path), "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	return resp.StatusCode, body
+}
+
+// mustPost sends an admin POST and fails unless it answers 200.
+func (p *proxyProc) mustPost(t *testing.T, path string) {
+	t.Helper()
+	if code, body := p.post(t, path); code != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", path, code, body)
+	}
+}
+
+// backendView is one backend of GET /backends (the admin API's wire format).
+type backendView struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	State    string `json:"state"`
+	Weight   int    `json:"weight"`
+	Sessions int64  `json:"sessions"`
+	Tunnels  int64  `json:"tunnels"`
+	Failures uint64 `json:"failures"`
+	Ejected  bool   `json:"ejected"`
+	Tag      string `json:"tag"`
+	Source   string `json:"source"`
+}
+
+// backends returns GET /backends.
+func (p *proxyProc) backends(t *testing.T) []backendView {
+	t.Helper()
+	code, body := p.get(t, "/backends")
+	if code != http.StatusOK {
+		t.Fatalf("GET /backends: %d %s", code, body)
+	}
+	var out []backendView
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("GET /backends: %v: %s", err, body)
+	}
+	return out
+}
+
+// states maps backend id to state in GET /backends.
+func (p *proxyProc) states(t *testing.T) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, b := range p.backends(t) {
+		m[b.ID] = b.State
+	}
+	return m
+}
+
+// waitStates waits until /backends shows exactly the wanted states and returns the time it took.
+// It also learns the sid tags of the backends.
+func (p *proxyProc) waitStates(t *testing.T, want map[string]string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var got map[string]string
+	for {
+		got = p.states(t)
+		if mapsEqual(got, want) {
+			break
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("/backends shows %v after %v, want %v", got, timeout, want)
+		}
+		pause()
+	}
+	d := time.Since(start)
+	p.learnTags(t)
+	return d
+}
+
+// learnTags records the sid tag of every backend that has one.
+func (p *proxyProc) learnTags(t *testing.T) {
+	t.Helper()
+	tags := map[string]string{}
+	for _, b := range p.backends(t) {
+		if b.Tag == "" {
+			t.Fatalf("backend %s has no sid tag in /backends", b.ID)
+		}
+		tags[b.Tag] = b.ID
+	}
+	p.tags = tags
+}
+
+func mapsEqual[V comparable](a, b map[string]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// pause is the polling period of the tests' waits on HTTP state (there is no event to wait on).
+func pause() { time.Sleep(20 * time.Millisecond) }
+
+// metrics fetches and parses GET /metrics.
+func (p *proxyProc) metrics(t *testing.T) promMetrics {
+	t.Helper()
+	code, body := p.get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	m, err := parsePromText(string(body))
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	return m
+}
+
+// sessions returns GET /sessions?backend=id ("" = all).
+func (p *proxyProc) sessions(t *testing.T, id string) int {
+	t.Helper()
+	code, body := p.get(t, "/sessions?backend="+id)
+	if code != http.StatusOK {
+		t.Fatalf("GET /sessions?backend=%s: %d %s", id, code, body)
+	}
+	var v struct {
+		Sessions int `json:"sessions"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("GET /sessions: %v: %s", err, body)
+	}
+	return v.Sessions
+}
+
+// handshake opens an Engine.IO v4 polling session through the proxy, closes it again (close
+// packet), and returns the backend that took it, known from the sid tag.
+func (p *proxyProc) handshake() (string, error) {
+	resp, err := p.http.Get(p.URL() + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK || len(body) < 2 || body[0] != '0' {
+		return "", fmt.Errorf("handshake: %d %q", resp.StatusCode, body)
+	}
+	var open struct {
+		SID string `json:"sid"`
+	}
+	if err := json.Unmarshal(body[1:], &open); err != nil {
+		return "", fmt.Errorf("handshake: %v: %q", err, body)
+	}
+	id, ok := p.tags[open.SID[:min(3, len(open.SID))]]
+	if !ok {
+		return "", fmt.Errorf("handshake: sid %q carries no known backend tag (tags %v)", open.SID, p.tags)
+	}
+	resp, err = p.http.Post(p.URL()+"/socket.io/?EIO=4&transport=polling&sid="+open.SID,
+		"text/plain;charset=UTF-8", bytes.NewReader([]byte("1")))
+	if err != nil {
+		return id, fmt.Errorf("close: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return id, fmt.Errorf("close of %s on %s: %d", open.SID, id, resp.StatusCode)
+	}
+	return id, nil
+}
+
+// handshakes sends n sequential probe handshakes and returns the backend of each.
+func (p *proxyProc) handshakes(t *testing.T, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	for i := range out {
+		id, err := p.handshake()
+		if err != nil {
+			t.Fatalf("probe handshake %d: %v", i, err)
+		}
+		out[i] = id
+	}
+	return out
+}
+
+// observation is one look at the proxy: the victim's state in /backends and where a probe
+// handshake sent right after landed.
+type observation struct {
+	at      time.Time // when /backends was read
+	state   string    // the victim's state ("" = not listed)
+	probeAt time.Time // when the probe handshake was sent
+	backend string    // the probe's backend ("" on error)
+	err     error
+}
+
+// observe looks at the proxy every 25 ms until done says so or timeout passes.
+func (p *proxyProc) observe(t *testing.T, victim string, timeout time.Duration, done func([]observation) bool) []observation {
+	t.Helper()
+	var obs []observation
+	start := time.Now()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(start) < timeout {
+		o := observation{at: time.Now(), state: p.states(t)[victim]}
+		o.probeAt = time.Now()
+		o.backend, o.err = p.handshake()
+		obs = append(obs, o)
+		if done(obs) {
+			break
+		}
+		<-tick.C
+	}
+	return obs
+}
+
+// firstState is the time of the first observation showing state (zero if none).
+func firstState(obs []observation, state string) time.Time {
+	for _, o := range obs {
+		if o.state == state {
+			return o.at
+		}
+	}
+	return time.Time{}
+}
+
+// avoidingSince is the time of the first probe from which every probe landed elsewhere than
+// victim (zero when the last probe landed on it or failed).
+func avoidingSince(obs []observation, victim string) time.Time {
+	k := len(obs)
+	for k > 0 && obs[k-1].err == nil && obs[k-1].backend != victim {
+		k--
+	}
+	if k == len(obs) {
+		return time.Time{}
+	}
+	return obs[k].probeAt
+}
+
+// firstOn is the time of the first probe that landed on victim (zero if none).
+func firstOn(obs []observation, victim string) time.Time {
+	for _, o := range obs {
+		if o.err == nil && o.backend == victim {
+			return o.probeAt
+		}
+	}
+	return time.Time{}
+}
+
+// countOn counts the probes per backend ("error" for failed ones).
+func countOn(obs []observation) map[string]int {
+	m := map[string]int{}
+	for _, o := range obs {
+		if o.err != nil {
+			m["error"]++
+			continue
+		}
+		m[o.backend]++
+	}
+	return m
+}
+
+// since is d = t1 - t0 rounded for logs; a zero t1 gives -1.
+func since(t0, t1 time.Time) time.Duration {
+	if t1.IsZero() {
+		return -1
+	}
+	return t1.Sub(t0).Round(time.Millisecond)
+}

@@ -1,0 +1,296 @@
+package mirrore2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"sioproxy/proxy"
+	"sioproxy/proxy/mirror"
+)
+
+const emits = 20
+
+var modes = []string{"polling", "upgrade", "websocket"}
+
+// TestMirrorCompare: 3 socket.io@4 primaries, 2 socket.io@4 shadows that answer "diff" differently.
+// 100 clients per transport mode emit 20 acked events (one binary): clients see only primary
+// answers, the shadows get every client event in order, and the report shows exactly "diff" as
+// divergent.
+func TestMirrorCompare(t *testing.T) {
+	prim := []*server{startServer(t, "p1", "primary", "4"), startServer(t, "p2", "primary", "4"), startServer(t, "p3", "primary", "4")}
+	shad := []*server{startServer(t, "s1", "shadow", "4"), startServer(t, "s2", "shadow", "4")}
+	m := newMirror(shad)
+	url := startProxy(t, prim, m)
+
+	n := envInt("MIRROR_E2E_N", 100)
+	runs := map[string]*clientRun{}
+	for _, mode := range modes {
+		runs[mode] = startClients(t, url, mode, "4", mode, n, emits)
+	}
+	for _, mode := range modes {
+		s := runs[mode].wait(t)
+		if s.OK != n || s.Failed != 0 {
+			t.Errorf("%s: %d ok, %d failed: %v", mode, s.OK, s.Failed, s.Errors)
+		}
+		if s.ShadowAnswers != 0 {
+			t.Errorf("%s: clients saw %d shadow answers", mode, s.ShadowAnswers)
+		}
+	}
+	waitIdle(t, m)
+
+	got := events(t, shad...)
+	want := wantSequence(emits)
+	for _, mode := range modes {
+		for k := 0; k < n; k++ {
+			c := fmt.Sprintf("%s-%d", mode, k)
+			if !slices.Equal(got[c], want) {
+				t.Errorf("shadow events of %s = %v, want %v", c, got[c], want)
+			}
+		}
+	}
+	if len(got) != 3*n {
+		t.Errorf("shadows saw %d clients, want %d", len(got), 3*n)
+	}
+
+	r := m.Report()
+	total := uint64(3 * n)
+	if r.Sessions.Mirrored != total || r.Sessions.ShadowFailures != 0 || r.Packets.Dropped != 0 {
+		t.Errorf("sessions %+v packets %+v, want %d mirrored, no failure, no drop", r.Sessions, r.Packets, total)
+	}
+	if r.Acks != (mirror.AckTotals{Same: total * (emits - 1), Different: total}) {
+		t.Errorf("acks %+v, want same %d different %d", r.Acks, total*(emits-1), total)
+	}
+	if len(r.Divergent) != 1 || r.Divergent[0].Event != "diff" || r.Divergent[0].Different != total ||
+		r.Divergent[0].Same != 0 || r.Divergent[0].MissingShadow != 0 {
+		t.Errorf("divergent = %+v, want only diff with %d different", r.Divergent, total)
+	}
+	byName := map[string]mirror.EventReport{}
+	for _, e := range r.Events {
+		byName[e.Event] = e
+	}
+	wantEvents := map[string]mirror.EventReport{
+		"echo":    {Event: "echo", Same: total * (emits - 2)},
+		"bin":     {Event: "bin", Same: total},
+		"diff":    {Event: "diff", Different: total},
+		"welcome": {Event: "welcome", PrimaryEvents: total, ShadowEvents: total},
+	}
+	if len(byName) != len(wantEvents) {
+		t.Errorf("events %+v, want %v", r.Events, wantEvents)
+	}
+	for name, w := range wantEvents {
+		if byName[name] != w {
+			t.Errorf("event %s = %+v, want %+v", name, byName[name], w)
+		}
+	}
+	if len(r.Samples) == 0 || r.Samples[0].Event != "diff" || r.Samples[0].Primary != `[{"answer":"v1"}]` || r.Samples[0].Shadow != `[{"answer":"v2"}]` {
+		t.Errorf("samples = %+v", r.Samples)
+	}
+	if r.Latency.Primary.N == 0 || r.Latency.Shadow.N == 0 {
+		t.Errorf("latency %+v: no samples", r.Latency)
+	}
+	if path := os.Getenv("MIRROR_E2E_REPORT"); path != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		os.WriteFile(path, b, 0o644)
+	}
+	t.Logf("report: sessions %+v packets %+v acks %+v latency %+v", r.Sessions, r.Packets, r.Acks, r.Latency)
+}
+
+// TestMirrorShadowKilled: both shadows die mid-run; clients see no failure and primary ack latency
+// stays that of an unmirrored run. Runs alternate between an unmirrored and a mirrored proxy over the
+// same primaries (a light load, so that the 2-core machine measures the proxy, not its own
+// saturation); the median p99 of each is compared.
+func TestMirrorShadowKilled(t *testing.T) {
+	prim := []*server{startServer(t, "p1", "primary", "4"), startServer(t, "p2", "primary", "4"), startServer(t, "p3", "primary", "4")}
+	shad := []*server{startServer(t, "s1", "shadow", "4"), startServer(t, "s2", "shadow", "4")}
+	m := newMirror(shad)
+	urlMirrored := startProxy(t, prim, m)
+	urlPlain := startProxy(t, prim, nil)
+
+	const n, conc = 50, 10
+	latModes := []string{"polling", "websocket"}
+	run := func(url, tag string, kill bool) float64 {
+		runs := make([]*clientRun, 0, len(latModes))
+		for _, mode := range latModes {
+			runs = append(runs, startClientsC(t, url, mode, "4", tag+mode, n, emits, conc))
+		}
+		if kill {
+			// Mid-run: once the mirror has replayed a quarter of the traffic.
+			tick := time.NewTicker(50 * time.Millisecond) // Report sorts latency windows: poll gently
+			for m.Report().Packets.Replayed < uint64(len(latModes)*n*(emits+3)/4) {
+				<-tick.C
+			}
+			tick.Stop()
+			for _, s := range shad {
+				s.kill()
+			}
+		}
+		var all summary
+		for i, r := range runs {
+			s := r.wait(t)
+			if s.Failed != 0 || s.OK != n {
+				t.Errorf("%s%s: %d ok, %d failed: %v", tag, latModes[i], s.OK, s.Failed, s.Errors)
+			}
+			all.Latencies = append(all.Latencies, s.Latencies...)
+		}
+		return all.p99()
+	}
+	run(urlPlain, "warm", false)
+	// Balanced order (A B B A A B), so that a drift of the machine favours neither side.
+	var plain, mirrored []float64
+	for i, mirror := range []bool{false, true, true, false, false, true} {
+		if mirror {
+			mirrored = append(mirrored, run(urlMirrored, fmt.Sprintf("b%d", i), len(mirrored) == 0))
+		} else {
+			plain = append(plain, run(urlPlain, fmt.Sprintf("a%d", i), false))
+		}
+	}
+	waitIdle(t, m)
+	slices.Sort(plain)
+	slices.Sort(mirrored)
+	r := m.Report()
+	t.Logf("primary ack p99 (ms): unmirrored %v, mirrored (shadows killed in the first run) %v; shadow failures %d, dropped %d, replayed %d",
+		plain, mirrored, r.Sessions.ShadowFailures, r.Packets.Dropped, r.Packets.Replayed)
+	if mirrored[1] > plain[1]*1.10 {
+		t.Errorf("mirrored median p99 %.2f ms > 110%% of unmirrored %.2f ms", mirrored[1], plain[1])
+	}
+	if r.Sessions.ShadowFailures == 0 || r.Packets.Dropped == 0 {
+		t.Errorf("report %+v %+v: the killed shadows left no trace", r.Sessions, r.Packets)
+	}
+}
+
+// countingMirror wraps a mirror to count tunnels left on the zero-copy path.
+type countingMirror struct {
+	*mirror.Mirror
+	teed, spliced atomic.Int64
+}
+
+func (c *countingMirror) Tunnel(sid string, req *fasthttp.Request) proxy.MirrorTunnel {
+	mt := c.Mirror.Tunnel(sid, req)
+	if mt == nil {
+		c.spliced.Add(1)
+		return nil
+	}
+	c.teed.Add(1)
+	return mt
+}
+
+// TestMirrorSample: with sample 0.3 about 30% of new sessions are mirrored, and unmirrored
+// WebSocket sessions keep the zero-copy tunnel.
+func TestMirrorSample(t *testing.T) {
+	prim := []*server{startServer(t, "p1", "primary", "4"), startServer(t, "p2", "primary", "4")}
+	shad := []*server{startServer(t, "s1", "shadow", "4")}
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(7, 11))
+	m := newMirror(shad, mirror.WithRand(func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.Float64()
+	}))
+	m.SetSample(0.3)
+	cm := &countingMirror{Mirror: m}
+	url := startProxy(t, prim, cm)
+
+	const n = 200
+	ws := startClients(t, url, "websocket", "4", "ws", n, 3)
+	poll := startClients(t, url, "polling", "4", "poll", n, 3)
+	for _, r := range []*clientRun{ws, poll} {
+		if s := r.wait(t); s.Failed != 0 {
+			t.Errorf("%d clients failed: %v", s.Failed, s.Errors)
+		}
+	}
+	waitIdle(t, m)
+	r := m.Report()
+	// Binomial(400, 0.3): mean 120, sd 9.2; +-5 sd.
+	if r.Sessions.Mirrored < 74 || r.Sessions.Mirrored > 166 || r.Sessions.Mirrored+r.Sessions.Skipped != 2*n {
+		t.Errorf("sessions %+v: want ~30%% of %d mirrored", r.Sessions, 2*n)
+	}
+	mirroredClients := uint64(len(events(t, shad...)))
+	if mirroredClients != r.Sessions.Mirrored {
+		t.Errorf("shadow saw %d clients, report says %d mirrored", mirroredClients, r.Sessions.Mirrored)
+	}
+	if cm.teed.Load()+cm.spliced.Load() != n || cm.spliced.Load() < int64(n/2) {
+		t.Errorf("tunnels: %d teed, %d spliced of %d", cm.teed.Load(), cm.spliced.Load(), n)
+	}
+	t.Logf("mirrored %d of %d sessions; websocket tunnels teed %d, spliced %d", r.Sessions.Mirrored, 2*n, cm.teed.Load(), cm.spliced.Load())
+}
+
+// TestMirrorV2ToV4: socket.io 2 primaries (Engine.IO 3) mirrored to a socket.io 4 shadow.
+func TestMirrorV2ToV4(t *testing.T) {
+	prim := []*server{startServer(t, "p1", "primary", "2"), startServer(t, "p2", "primary", "2")}
+	shad := []*server{startServer(t, "s1", "shadow", "4")}
+	m := newMirror(shad, mirror.WithTargetEIO(4))
+	url := startProxy(t, prim, m)
+
+	const n = 20
+	runs := map[string]*clientRun{}
+	for _, mode := range modes {
+		runs[mode] = startClients(t, url, mode, "2", "v2"+mode, n, emits)
+	}
+	for _, mode := range modes {
+		if s := runs[mode].wait(t); s.OK != n || s.ShadowAnswers != 0 {
+			t.Errorf("%s: %d ok, %d shadow answers: %v", mode, s.OK, s.ShadowAnswers, s.Errors)
+		}
+	}
+	waitIdle(t, m)
+	got := events(t, shad...)
+	want := wantSequence(emits)
+	for _, mode := range modes {
+		for k := 0; k < n; k++ {
+			c := fmt.Sprintf("v2%s-%d", mode, k)
+			if !slices.Equal(got[c], want) {
+				t.Errorf("shadow events of %s = %v, want %v", c, got[c], want)
+			}
+		}
+	}
+	r := m.Report()
+	total := uint64(3 * n)
+	if r.Acks != (mirror.AckTotals{Same: total * (emits - 1), Different: total}) {
+		t.Errorf("acks %+v, want same %d different %d", r.Acks, total*(emits-1), total)
+	}
+	if len(r.Divergent) == 0 || r.Divergent[0].Event != "diff" || r.Divergent[0].Different != total {
+		t.Errorf("divergent = %+v", r.Divergent)
+	}
+}
+
+// TestMirrorHTTP: plain HTTP requests on other paths reach a shadow too, fire and forget.
+func TestMirrorHTTP(t *testing.T) {
+	prim := []*server{startServer(t, "p1", "primary", "4")}
+	shad := []*server{startServer(t, "s1", "shadow", "4")}
+	m := newMirror(shad)
+	url := startProxy(t, prim, m)
+	for i := range 5 {
+		resp, err := http.Get(fmt.Sprintf("%s/plain?n=%d", url, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Report().HTTP.Mirrored+m.Report().HTTP.Failed < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := events(t, shad...)["http"]
+	want := []string{"http:GET /plain?n=0", "http:GET /plain?n=1", "http:GET /plain?n=2", "http:GET /plain?n=3", "http:GET /plain?n=4"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("shadow got %v, want %v", got, want)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
