@@ -54,7 +54,7 @@ type Conn struct {
 	connectCh chan error // first CONNECT answer
 
 	// reader state: touched only by the one goroutine delivering packets at a time.
-	partial     *sioPacket
+	partial     *SocketIOPacket
 	partialAtts [][]byte
 	connected   bool // the CONNECT answer came
 
@@ -225,7 +225,7 @@ func (c *Conn) Close() error {
 			c.trMu.RLock()
 			tr := c.tr
 			c.trMu.RUnlock()
-			disc := appendSocketIO(nil, sioPacket{Type: sioDisconnect, Nsp: c.opts.Namespace, ID: noAck})
+			disc := AppendSocketIO(nil, SocketIOPacket{Type: SIODisconnect, Nsp: c.opts.Namespace, ID: NoAck})
 			tr.shutdown([]Packet{{Type: PacketMessage, Data: disc}, {Type: PacketClose}}, c.opts.Timeout)
 		}
 		c.fail(&Error{Kind: KindClosed, Op: "close", Err: ErrClosed})
@@ -280,7 +280,7 @@ func (c *Conn) OnEvent(h func(*Event)) {
 
 // Emit sends an event without an ack. Top-level []byte arguments are sent as binary attachments.
 func (c *Conn) Emit(event string, args ...any) error {
-	return c.emit(event, args, noAck)
+	return c.emit(event, args, NoAck)
 }
 
 // EmitAckFunc sends an event that asks for an ack and returns at once; fn gets the ack (or the
@@ -352,7 +352,7 @@ func (c *Conn) emit(event string, args []any, id int64) error {
 	if event == "" {
 		return &Error{Kind: KindOther, Op: "emit", Err: errors.New("empty event name")}
 	}
-	return c.sendSIO(sioEvent, event, args, id)
+	return c.sendSIO(SIOEvent, event, args, id)
 }
 
 // sendSIO encodes an event or ack (binary variant when args hold []byte) and sends it.
@@ -361,13 +361,13 @@ func (c *Conn) sendSIO(typ int, head string, args []any, id int64) error {
 	if err != nil {
 		return &Error{Kind: KindOther, Op: "emit", Err: err}
 	}
-	p := sioPacket{Type: typ, Nsp: c.opts.Namespace, ID: id, Data: data}
+	p := SocketIOPacket{Type: typ, Nsp: c.opts.Namespace, ID: id, Data: data}
 	if len(atts) > 0 {
-		p.Type += sioBinaryEvent - sioEvent
+		p.Type += SIOBinaryEvent - SIOEvent
 		p.Attachments = len(atts)
 	}
 	pkts := make([]Packet, 0, 1+len(atts))
-	pkts = append(pkts, Packet{Type: PacketMessage, Data: appendSocketIO(make([]byte, 0, len(data)+16), p)})
+	pkts = append(pkts, Packet{Type: PacketMessage, Data: AppendSocketIO(make([]byte, 0, len(data)+16), p)})
 	for _, a := range atts {
 		pkts = append(pkts, Packet{Type: PacketMessage, Data: a, Binary: true})
 	}

@@ -18,6 +18,10 @@ func FuzzDecodePayloadV3(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		pkts, err := DecodePayloadV3(body)
+		prefix, perr := AppendDecodePayloadV3(nil, body)
+		if err == nil && (perr != nil || !samePackets(prefix, pkts)) {
+			t.Fatalf("AppendDecodePayloadV3(%q) = %+v, %v; DecodePayloadV3 gave %+v", body, prefix, perr, pkts)
+		}
 		if err != nil {
 			return
 		}
@@ -41,6 +45,10 @@ func FuzzDecodePayloadV4(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		pkts, err := DecodePayloadV4(body)
+		prefix, perr := AppendDecodePayloadV4(nil, body)
+		if err == nil && (perr != nil || !samePackets(prefix, pkts)) {
+			t.Fatalf("AppendDecodePayloadV4(%q) = %+v, %v; DecodePayloadV4 gave %+v", body, prefix, perr, pkts)
+		}
 		if err != nil {
 			return
 		}
@@ -60,12 +68,12 @@ func FuzzDecodeSocketIO(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := decodeSocketIO(b)
+		p, err := DecodeSocketIO(b)
 		if err != nil {
 			return
 		}
-		enc := appendSocketIO(nil, p)
-		back, err := decodeSocketIO(enc)
+		enc := AppendSocketIO(nil, p)
+		back, err := DecodeSocketIO(enc)
 		if err != nil || !reflect.DeepEqual(back, p) {
 			t.Fatalf("round trip of %q: %q decodes to %+v, %v; want %+v", b, enc, back, err, p)
 		}

@@ -18,15 +18,15 @@ type Event struct {
 }
 
 // WantsAck reports whether the server asked for an ack.
-func (e *Event) WantsAck() bool { return e.id != noAck }
+func (e *Event) WantsAck() bool { return e.id != NoAck }
 
 // Ack answers the event's ack request ([]byte arguments become attachments). It is a no-op when
 // no ack was asked for.
 func (e *Event) Ack(args ...any) error {
-	if e.id == noAck {
+	if e.id == NoAck {
 		return nil
 	}
-	return e.c.sendSIO(sioAck, "", args, e.id)
+	return e.c.sendSIO(SIOAck, "", args, e.id)
 }
 
 // handle processes one received Engine.IO packet. Only one goroutine calls it at a time.
@@ -58,7 +58,7 @@ func (c *Conn) handleMessage(p Packet) {
 		}
 		return
 	}
-	sp, err := decodeSocketIO(p.Data)
+	sp, err := DecodeSocketIO(p.Data)
 	if err != nil {
 		c.fail(&Error{Kind: KindProtocol, Op: "read", Err: err})
 		return
@@ -71,12 +71,12 @@ func (c *Conn) handleMessage(p Packet) {
 }
 
 // dispatch acts on one complete Socket.IO packet.
-func (c *Conn) dispatch(sp sioPacket, atts [][]byte) {
+func (c *Conn) dispatch(sp SocketIOPacket, atts [][]byte) {
 	if sp.Nsp != c.opts.Namespace {
 		return
 	}
 	switch sp.Type {
-	case sioConnect:
+	case SIOConnect:
 		if c.connected {
 			return // a repeated answer changes nothing
 		}
@@ -89,13 +89,13 @@ func (c *Conn) dispatch(sp sioPacket, atts [][]byte) {
 		}
 		c.sioSID = ans.SID
 		c.answerConnect(nil)
-	case sioConnectError:
+	case SIOConnectError:
 		c.answerConnect(&Error{Kind: KindConnect, Op: "connect", Err: fmt.Errorf("refused: %s", sp.Data)})
-	case sioDisconnect:
+	case SIODisconnect:
 		c.fail(&Error{Kind: KindClosed, Op: "read", Err: errors.New("server disconnected the socket")})
-	case sioEvent, sioBinaryEvent:
+	case SIOEvent, SIOBinaryEvent:
 		c.dispatchEvent(sp, atts)
-	case sioAck, sioBinaryAck:
+	case SIOAck, SIOBinaryAck:
 		fn := c.takeAck(sp.ID)
 		if fn == nil {
 			return
@@ -118,7 +118,7 @@ func (c *Conn) answerConnect(err error) {
 }
 
 // dispatchEvent decodes an event and hands it to the handler.
-func (c *Conn) dispatchEvent(sp sioPacket, atts [][]byte) {
+func (c *Conn) dispatchEvent(sp SocketIOPacket, atts [][]byte) {
 	h := c.onEvent.Load()
 	if h == nil {
 		return

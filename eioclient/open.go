@@ -23,7 +23,7 @@ func (c *Conn) dial(ctx context.Context) error {
 	c.startHeartbeat()
 	if c.eio == 4 || c.opts.Namespace != "/" {
 		// Protocol 5 always connects explicitly; protocol 4 only for non-default namespaces.
-		pkt := appendSocketIO(nil, sioPacket{Type: sioConnect, Nsp: c.opts.Namespace, ID: noAck})
+		pkt := AppendSocketIO(nil, SocketIOPacket{Type: SIOConnect, Nsp: c.opts.Namespace, ID: NoAck})
 		if err := c.send(Packet{Type: PacketMessage, Data: pkt}); err != nil {
 			return err
 		}

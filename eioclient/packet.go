@@ -59,8 +59,19 @@ func DecodePayloadV4(body []byte) ([]Packet, error) {
 	if len(body) == 0 {
 		return nil, ErrEmptyPayload
 	}
-	pkts := make([]Packet, 0, 1+bytes.Count(body, []byte{recordSep}))
-	for more := true; more; {
+	pkts, err := AppendDecodePayloadV4(make([]Packet, 0, 1+bytes.Count(body, []byte{recordSep})), body)
+	if err != nil {
+		return nil, err
+	}
+	return pkts, nil
+}
+
+// AppendDecodePayloadV4 appends the packets of the v4 polling payload body to dst, decoded as by
+// DecodePayloadV4, except that it keeps what it decoded: on a malformed packet it returns dst with
+// the packets before it and the error, and an empty body adds nothing. It suits a passive observer
+// (an engine.io server, too, acts on the packets before a malformed one).
+func AppendDecodePayloadV4(dst []Packet, body []byte) ([]Packet, error) {
+	for more := len(body) > 0; more; {
 		var rec []byte
 		if i := bytes.IndexByte(body, recordSep); i >= 0 {
 			rec, body = body[:i], body[i+1:]
@@ -70,18 +81,18 @@ func DecodePayloadV4(body []byte) ([]Packet, error) {
 		if len(rec) > 0 && rec[0] == 'b' {
 			data, err := base64.StdEncoding.DecodeString(string(rec[1:]))
 			if err != nil {
-				return nil, ErrBadPacket
+				return dst, ErrBadPacket
 			}
-			pkts = append(pkts, Packet{Type: PacketMessage, Data: data, Binary: true})
+			dst = append(dst, Packet{Type: PacketMessage, Data: data, Binary: true})
 			continue
 		}
 		p, err := decodeText(rec)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		pkts = append(pkts, p)
+		dst = append(dst, p)
 	}
-	return pkts, nil
+	return dst, nil
 }
 
 // AppendPayloadV4 appends the v4 polling encoding of pkts to dst.
@@ -160,23 +171,33 @@ func DecodePayloadV3(body []byte) ([]Packet, error) {
 	if len(body) == 0 {
 		return nil, ErrEmptyPayload
 	}
-	if body[0] == 0 || body[0] == 1 {
-		return decodeBinaryPayloadV3(body)
+	pkts, err := AppendDecodePayloadV3(nil, body)
+	if err != nil {
+		return nil, err
 	}
-	var pkts []Packet
+	return pkts, nil
+}
+
+// AppendDecodePayloadV3 appends the packets of the v3 polling payload body to dst, decoded as by
+// DecodePayloadV3, except that it keeps what it decoded: on a malformed packet or length it returns
+// dst with the packets before it and the error, and an empty body adds nothing.
+func AppendDecodePayloadV3(dst []Packet, body []byte) ([]Packet, error) {
+	if len(body) > 0 && (body[0] == 0 || body[0] == 1) {
+		return appendDecodeBinaryPayloadV3(dst, body)
+	}
 	for len(body) > 0 {
 		colon := bytes.IndexByte(body, ':')
 		if colon <= 0 || colon > maxLenDigits {
-			return nil, ErrBadLength
+			return dst, ErrBadLength
 		}
 		n, err := strconv.Atoi(string(body[:colon]))
 		if err != nil || n < 0 {
-			return nil, ErrBadLength
+			return dst, ErrBadLength
 		}
 		body = body[colon+1:]
 		end := utf16Prefix(body, n)
 		if end < 0 {
-			return nil, ErrBadLength
+			return dst, ErrBadLength
 		}
 		rec := body[:end]
 		body = body[end:]
@@ -185,11 +206,11 @@ func DecodePayloadV3(body []byte) ([]Packet, error) {
 		}
 		p, err := decodeRecordV3(rec)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		pkts = append(pkts, p)
+		dst = append(dst, p)
 	}
-	return pkts, nil
+	return dst, nil
 }
 
 // decodeRecordV3 decodes one v3 text record: a text packet or "b<type>"+base64.
@@ -207,24 +228,24 @@ func decodeRecordV3(rec []byte) (Packet, error) {
 	return Packet{Type: PacketType(rec[1] - '0'), Data: data, Binary: true}, nil
 }
 
-// decodeBinaryPayloadV3 decodes XHR2 binary framing: per packet a kind byte (0 string, 1 binary),
-// the decimal length one byte per digit, 0xFF, then the packet (for binary: type byte + data).
-func decodeBinaryPayloadV3(body []byte) ([]Packet, error) {
-	var pkts []Packet
+// appendDecodeBinaryPayloadV3 appends the packets of XHR2 binary framing to dst: per packet a kind
+// byte (0 string, 1 binary), the decimal length one byte per digit, 0xFF, then the packet (for
+// binary: type byte + data). On an error dst keeps the packets before it.
+func appendDecodeBinaryPayloadV3(dst []Packet, body []byte) ([]Packet, error) {
 	for len(body) > 0 {
 		kind := body[0]
 		if kind > 1 {
-			return nil, ErrBadLength
+			return dst, ErrBadLength
 		}
 		n, i := 0, 1
 		for ; i < len(body) && body[i] != 0xFF; i++ {
 			if body[i] > 9 || i > maxLenDigits {
-				return nil, ErrBadLength
+				return dst, ErrBadLength
 			}
 			n = n*10 + int(body[i])
 		}
 		if i == 1 || i >= len(body) || len(body)-i-1 < n {
-			return nil, ErrBadLength
+			return dst, ErrBadLength
 		}
 		rec := body[i+1 : i+1+n]
 		body = body[i+1+n:]
@@ -234,17 +255,17 @@ func decodeBinaryPayloadV3(body []byte) ([]Packet, error) {
 			}
 			p, err := decodeText(rec)
 			if err != nil {
-				return nil, err
+				return dst, err
 			}
-			pkts = append(pkts, p)
+			dst = append(dst, p)
 			continue
 		}
 		if len(rec) == 0 || rec[0] > 6 {
-			return nil, ErrBadPacket
+			return dst, ErrBadPacket
 		}
-		pkts = append(pkts, Packet{Type: PacketType(rec[0]), Data: rec[1:], Binary: true})
+		dst = append(dst, Packet{Type: PacketType(rec[0]), Data: rec[1:], Binary: true})
 	}
-	return pkts, nil
+	return dst, nil
 }
 
 // AppendPayloadV3 appends the v3 text-framed encoding of pkts to dst: binary packets as
@@ -288,9 +309,9 @@ func appendBinaryPayloadV3(dst []byte, pkts []Packet) []byte {
 	return dst
 }
 
-// decodeFrame decodes one WebSocket message. v4 binary frames are raw message bytes; v3 binary
+// DecodeFrame decodes one WebSocket message. v4 binary frames are raw message bytes; v3 binary
 // frames start with the packet type byte.
-func decodeFrame(eio int, binary bool, msg []byte) (Packet, error) {
+func DecodeFrame(eio int, binary bool, msg []byte) (Packet, error) {
 	if !binary {
 		return decodeText(msg)
 	}
@@ -303,8 +324,8 @@ func decodeFrame(eio int, binary bool, msg []byte) (Packet, error) {
 	return Packet{Type: PacketMessage, Data: msg, Binary: true}, nil
 }
 
-// appendFrame appends the WebSocket message body of p and reports whether it is binary.
-func appendFrame(dst []byte, eio int, p Packet) ([]byte, bool) {
+// AppendFrame appends the WebSocket message body of p and reports whether it is binary.
+func AppendFrame(dst []byte, eio int, p Packet) ([]byte, bool) {
 	if !p.Binary {
 		return appendText(dst, p), false
 	}

@@ -126,6 +126,42 @@ func TestAppendPayloadV3(t *testing.T) {
 	}
 }
 
+func TestAppendDecodePayloadKeepsPrefix(t *testing.T) {
+	tests := []struct {
+		name string
+		v3   bool
+		dst  []Packet
+		body string
+		want []Packet
+		err  error
+	}{
+		{"v4 empty body", false, nil, "", nil, nil},
+		{"v4 appends to dst", false, []Packet{txt(PacketNoop, "")}, "4a\x1e2", []Packet{txt(PacketNoop, ""), txt(PacketMessage, "a"), txt(PacketPing, "")}, nil},
+		{"v4 bad type after a good packet", false, nil, "4a\x1e9x\x1e4b", []Packet{txt(PacketMessage, "a")}, ErrBadPacket},
+		{"v4 bad base64 after a good packet", false, nil, "4a\x1eb!!", []Packet{txt(PacketMessage, "a")}, ErrBadPacket},
+		{"v4 trailing separator", false, nil, "4a\x1e", []Packet{txt(PacketMessage, "a")}, ErrBadPacket},
+		{"v3 empty body", true, nil, "", nil, nil},
+		{"v3 short record after a good one", true, nil, "2:4a9:4b", []Packet{txt(PacketMessage, "a")}, ErrBadLength},
+		{"v3 bad type after a good one", true, nil, "2:4a2:9b", []Packet{txt(PacketMessage, "a")}, ErrBadPacket},
+		{"v3 xhr2 truncated after a good one", true, nil, "\x00\x02\xff4a\x00\x09\xff4", []Packet{txt(PacketMessage, "a")}, ErrBadLength},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			decode := AppendDecodePayloadV4
+			if tt.v3 {
+				decode = AppendDecodePayloadV3
+			}
+			got, err := decode(tt.dst, []byte(tt.body))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if !samePackets(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBinaryPayloadV3RoundTrip(t *testing.T) {
 	in := []Packet{txt(PacketMessage, "51-[\"€\",{}]"), bin(PacketMessage, 0, 255, 7), txt(PacketNoop, "")}
 	enc := appendBinaryPayloadV3(nil, in)
@@ -164,20 +200,20 @@ func TestFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, isBin := appendFrame(nil, tt.eio, tt.p)
+			got, isBin := AppendFrame(nil, tt.eio, tt.p)
 			if string(got) != tt.wire || isBin != tt.wireBin {
-				t.Fatalf("appendFrame = %q %v, want %q %v", got, isBin, tt.wire, tt.wireBin)
+				t.Fatalf("AppendFrame = %q %v, want %q %v", got, isBin, tt.wire, tt.wireBin)
 			}
-			back, err := decodeFrame(tt.eio, isBin, got)
+			back, err := DecodeFrame(tt.eio, isBin, got)
 			if err != nil || !samePackets([]Packet{back}, []Packet{tt.p}) {
-				t.Fatalf("decodeFrame = %+v, %v", back, err)
+				t.Fatalf("DecodeFrame = %+v, %v", back, err)
 			}
 		})
 	}
-	if _, err := decodeFrame(3, true, []byte{9}); !errors.Is(err, ErrBadPacket) {
+	if _, err := DecodeFrame(3, true, []byte{9}); !errors.Is(err, ErrBadPacket) {
 		t.Fatalf("v3 binary frame with type 9: err = %v", err)
 	}
-	if _, err := decodeFrame(4, false, nil); !errors.Is(err, ErrBadPacket) {
+	if _, err := DecodeFrame(4, false, nil); !errors.Is(err, ErrBadPacket) {
 		t.Fatalf("empty text frame: err = %v", err)
 	}
 }
@@ -185,52 +221,52 @@ func TestFrames(t *testing.T) {
 func TestDecodeSocketIO(t *testing.T) {
 	tests := []struct {
 		in   string
-		want sioPacket
+		want SocketIOPacket
 		bad  bool
 	}{
-		{in: "0", want: sioPacket{Type: 0, Nsp: "/", ID: noAck, Data: []byte{}}},
-		{in: `0{"sid":"abc"}`, want: sioPacket{Type: 0, Nsp: "/", ID: noAck, Data: []byte(`{"sid":"abc"}`)}},
-		{in: `0/admin,{"sid":"a"}`, want: sioPacket{Type: 0, Nsp: "/admin", ID: noAck, Data: []byte(`{"sid":"a"}`)}},
-		{in: `2["chat","hi"]`, want: sioPacket{Type: 2, Nsp: "/", ID: noAck, Data: []byte(`["chat","hi"]`)}},
-		{in: `21["chat"]`, want: sioPacket{Type: 2, Nsp: "/", ID: 1, Data: []byte(`["chat"]`)}},
-		{in: `3123["ok"]`, want: sioPacket{Type: 3, Nsp: "/", ID: 123, Data: []byte(`["ok"]`)}},
-		{in: `51-["up",{"_placeholder":true,"num":0}]`, want: sioPacket{Type: 5, Attachments: 1, Nsp: "/", ID: noAck, Data: []byte(`["up",{"_placeholder":true,"num":0}]`)}},
-		{in: `62-/a,7[1]`, want: sioPacket{Type: 6, Attachments: 2, Nsp: "/a", ID: 7, Data: []byte(`[1]`)}},
-		{in: "1/a", want: sioPacket{Type: 1, Nsp: "/a", ID: noAck, Data: []byte{}}},
-		{in: `4{"message":"no"}`, want: sioPacket{Type: 4, Nsp: "/", ID: noAck, Data: []byte(`{"message":"no"}`)}},
+		{in: "0", want: SocketIOPacket{Type: 0, Nsp: "/", ID: NoAck, Data: []byte{}}},
+		{in: `0{"sid":"abc"}`, want: SocketIOPacket{Type: 0, Nsp: "/", ID: NoAck, Data: []byte(`{"sid":"abc"}`)}},
+		{in: `0/admin,{"sid":"a"}`, want: SocketIOPacket{Type: 0, Nsp: "/admin", ID: NoAck, Data: []byte(`{"sid":"a"}`)}},
+		{in: `2["chat","hi"]`, want: SocketIOPacket{Type: 2, Nsp: "/", ID: NoAck, Data: []byte(`["chat","hi"]`)}},
+		{in: `21["chat"]`, want: SocketIOPacket{Type: 2, Nsp: "/", ID: 1, Data: []byte(`["chat"]`)}},
+		{in: `3123["ok"]`, want: SocketIOPacket{Type: 3, Nsp: "/", ID: 123, Data: []byte(`["ok"]`)}},
+		{in: `51-["up",{"_placeholder":true,"num":0}]`, want: SocketIOPacket{Type: 5, Attachments: 1, Nsp: "/", ID: NoAck, Data: []byte(`["up",{"_placeholder":true,"num":0}]`)}},
+		{in: `62-/a,7[1]`, want: SocketIOPacket{Type: 6, Attachments: 2, Nsp: "/a", ID: 7, Data: []byte(`[1]`)}},
+		{in: "1/a", want: SocketIOPacket{Type: 1, Nsp: "/a", ID: NoAck, Data: []byte{}}},
+		{in: `4{"message":"no"}`, want: SocketIOPacket{Type: 4, Nsp: "/", ID: NoAck, Data: []byte(`{"message":"no"}`)}},
 		{in: "", bad: true},
 		{in: "9", bad: true},
 		{in: "5[]", bad: true},
 		{in: "51[]", bad: true},
-		{in: "2123456789012345678[]", want: sioPacket{Type: 2, Nsp: "/", ID: 123456789012345678, Data: []byte("[]")}},
+		{in: "2123456789012345678[]", want: SocketIOPacket{Type: 2, Nsp: "/", ID: 123456789012345678, Data: []byte("[]")}},
 		{in: "21234567890123456789[]", bad: true},
 		{in: "51234567890123456789-[]", bad: true},
 	}
 	for _, tt := range tests {
-		got, err := decodeSocketIO([]byte(tt.in))
+		got, err := DecodeSocketIO([]byte(tt.in))
 		if (err != nil) != tt.bad {
-			t.Errorf("decodeSocketIO(%q) err = %v, want bad=%v", tt.in, err, tt.bad)
+			t.Errorf("DecodeSocketIO(%q) err = %v, want bad=%v", tt.in, err, tt.bad)
 			continue
 		}
 		if !tt.bad && !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("decodeSocketIO(%q) = %+v, want %+v", tt.in, got, tt.want)
+			t.Errorf("DecodeSocketIO(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestAppendSocketIO(t *testing.T) {
 	tests := []struct {
-		p    sioPacket
+		p    SocketIOPacket
 		want string
 	}{
-		{sioPacket{Type: 0, Nsp: "/", ID: noAck}, "0"},
-		{sioPacket{Type: 0, Nsp: "/chat", ID: noAck}, "0/chat,"},
-		{sioPacket{Type: 2, Nsp: "/", ID: 12, Data: []byte(`["a"]`)}, `212["a"]`},
-		{sioPacket{Type: 5, Attachments: 1, Nsp: "/x", ID: 0, Data: []byte(`[]`)}, `51-/x,0[]`},
+		{SocketIOPacket{Type: 0, Nsp: "/", ID: NoAck}, "0"},
+		{SocketIOPacket{Type: 0, Nsp: "/chat", ID: NoAck}, "0/chat,"},
+		{SocketIOPacket{Type: 2, Nsp: "/", ID: 12, Data: []byte(`["a"]`)}, `212["a"]`},
+		{SocketIOPacket{Type: 5, Attachments: 1, Nsp: "/x", ID: 0, Data: []byte(`[]`)}, `51-/x,0[]`},
 	}
 	for _, tt := range tests {
-		if got := appendSocketIO(nil, tt.p); string(got) != tt.want {
-			t.Errorf("appendSocketIO(%+v) = %q, want %q", tt.p, got, tt.want)
+		if got := AppendSocketIO(nil, tt.p); string(got) != tt.want {
+			t.Errorf("AppendSocketIO(%+v) = %q, want %q", tt.p, got, tt.want)
 		}
 	}
 }

@@ -8,39 +8,39 @@ import (
 
 // Socket.IO packet types.
 const (
-	sioConnect      = 0
-	sioDisconnect   = 1
-	sioEvent        = 2
-	sioAck          = 3
-	sioConnectError = 4
-	sioBinaryEvent  = 5
-	sioBinaryAck    = 6
+	SIOConnect      = 0
+	SIODisconnect   = 1
+	SIOEvent        = 2
+	SIOAck          = 3
+	SIOConnectError = 4
+	SIOBinaryEvent  = 5
+	SIOBinaryAck    = 6
 )
 
-// noAck marks a Socket.IO packet without an ack id.
-const noAck = -1
+// NoAck marks a Socket.IO packet without an ack id.
+const NoAck = -1
 
 // maxIDDigits bounds ack ids and attachment counts to what an int64 holds.
 const maxIDDigits = 18
 
-// sioPacket is one decoded Socket.IO packet. Data aliases the decoded buffer.
-type sioPacket struct {
+// SocketIOPacket is one decoded Socket.IO packet. Data aliases the decoded buffer.
+type SocketIOPacket struct {
 	Type        int
 	Attachments int
 	Nsp         string // "/" when absent
-	ID          int64  // noAck when absent
+	ID          int64  // NoAck when absent
 	Data        []byte // JSON, possibly empty
 }
 
-// decodeSocketIO decodes "<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]".
-func decodeSocketIO(b []byte) (sioPacket, error) {
-	p := sioPacket{Nsp: "/", ID: noAck}
+// DecodeSocketIO decodes "<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]".
+func DecodeSocketIO(b []byte) (SocketIOPacket, error) {
+	p := SocketIOPacket{Nsp: "/", ID: NoAck}
 	if len(b) == 0 || b[0] < '0' || b[0] > '6' {
 		return p, fmt.Errorf("%w: socket.io type", ErrBadPacket)
 	}
 	p.Type = int(b[0] - '0')
 	b = b[1:]
-	if p.Type == sioBinaryEvent || p.Type == sioBinaryAck {
+	if p.Type == SIOBinaryEvent || p.Type == SIOBinaryAck {
 		n, rest, digits := leadingInt(b)
 		if digits == 0 || digits > maxIDDigits || len(rest) == 0 || rest[0] != '-' {
 			return p, fmt.Errorf("%w: attachment count", ErrBadPacket)
@@ -82,10 +82,10 @@ func leadingInt(b []byte) (int64, []byte, int) {
 	return n, b[i:], i
 }
 
-// appendSocketIO appends the encoding of p (without its attachments).
-func appendSocketIO(dst []byte, p sioPacket) []byte {
+// AppendSocketIO appends the encoding of p (without its attachments).
+func AppendSocketIO(dst []byte, p SocketIOPacket) []byte {
 	dst = append(dst, '0'+byte(p.Type))
-	if p.Type == sioBinaryEvent || p.Type == sioBinaryAck {
+	if p.Type == SIOBinaryEvent || p.Type == SIOBinaryAck {
 		dst = strconv.AppendInt(dst, int64(p.Attachments), 10)
 		dst = append(dst, '-')
 	}

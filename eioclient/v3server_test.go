@@ -40,7 +40,7 @@ type v3Session struct {
 	wake  chan struct{}
 
 	hmu     sync.Mutex // handle: POSTs may come on different connections
-	partial *sioPacket
+	partial *SocketIOPacket
 	atts    [][]byte
 }
 
@@ -135,7 +135,7 @@ func (ss *v3Session) send(pkts ...Packet) {
 	defer ss.mu.Unlock()
 	if ss.ws != nil {
 		for _, p := range pkts {
-			data, isBin := appendFrame(nil, 3, p)
+			data, isBin := AppendFrame(nil, 3, p)
 			mt := websocket.TextMessage
 			if isBin {
 				mt = websocket.BinaryMessage
@@ -187,7 +187,7 @@ func (ss *v3Session) upgrade(conn *websocket.Conn) {
 		if err != nil {
 			return
 		}
-		p, err := decodeFrame(3, mt == websocket.BinaryMessage, msg)
+		p, err := DecodeFrame(3, mt == websocket.BinaryMessage, msg)
 		if err != nil {
 			return
 		}
@@ -217,7 +217,7 @@ func (ss *v3Session) readWS(conn *websocket.Conn) {
 		if err != nil {
 			return
 		}
-		p, err := decodeFrame(3, mt == websocket.BinaryMessage, msg)
+		p, err := DecodeFrame(3, mt == websocket.BinaryMessage, msg)
 		if err != nil {
 			return
 		}
@@ -252,7 +252,7 @@ func (ss *v3Session) handle(p Packet) {
 			ss.ack(sp, atts)
 			return
 		}
-		sp, err := decodeSocketIO(p.Data)
+		sp, err := DecodeSocketIO(p.Data)
 		if err != nil {
 			return
 		}
@@ -265,8 +265,8 @@ func (ss *v3Session) handle(p Packet) {
 }
 
 // ack echoes an event's arguments (name removed) as its ack.
-func (ss *v3Session) ack(sp sioPacket, atts [][]byte) {
-	if (sp.Type != sioEvent && sp.Type != sioBinaryEvent) || sp.ID == noAck {
+func (ss *v3Session) ack(sp SocketIOPacket, atts [][]byte) {
+	if (sp.Type != SIOEvent && sp.Type != SIOBinaryEvent) || sp.ID == NoAck {
 		return
 	}
 	data := sp.Data

@@ -69,7 +69,7 @@ func (w *wsTransport) readPacket(op string, deadline time.Time) (Packet, error) 
 	if err != nil {
 		return Packet{}, w.readErr(op, err)
 	}
-	p, err := decodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
+	p, err := DecodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
 	if err != nil {
 		return Packet{}, &Error{Kind: KindProtocol, Op: op, Err: err}
 	}
@@ -100,7 +100,7 @@ func (w *wsTransport) readLoop() {
 			w.c.fail(w.readErr("read", err))
 			return
 		}
-		p, err := decodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
+		p, err := DecodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
 		if err != nil {
 			w.c.fail(&Error{Kind: KindProtocol, Op: "read", Err: err})
 			return
@@ -123,7 +123,7 @@ func (w *wsTransport) send(pkts []Packet) error {
 
 // writeLocked writes one packet; w.wmu is held.
 func (w *wsTransport) writeLocked(p Packet) error {
-	data, bin := appendFrame(w.buf[:0], w.c.eio, p)
+	data, bin := AppendFrame(w.buf[:0], w.c.eio, p)
 	w.buf = data[:0]
 	mt := websocket.TextMessage
 	if bin {

@@ -254,7 +254,7 @@ func (a *app) build(cfg *configs.Config) error {
 	if err != nil {
 		return err
 	}
-	specs := staticSpecs(cfg.Backends)
+	specs := health.StaticSpecs(cfg.Backends, "static")
 	settings := settingsOf(cfg)
 	opts := append(balancerOptions(cfg), balancer.WithTagger(tagger(cfg.Sticky.TagSIDs)))
 	a.bal = balancer.New(pol, opts...)
@@ -387,7 +387,7 @@ func (a *app) apply(cfg *configs.Config) error {
 	if err != nil {
 		return err
 	}
-	specs := staticSpecs(cfg.Backends)
+	specs := health.StaticSpecs(cfg.Backends, "static")
 	settings := settingsOf(cfg)
 	if err := restartOnly(a.cfg, cfg); err != nil {
 		return err

@@ -54,20 +54,6 @@ func loadConfig(o *options) (*configs.Config, error) {
 	return cfg, nil
 }
 
-// staticSpecs turns the configured (validated, normalized) backends into balancer specs.
-func staticSpecs(bs []configs.Backend) []balancer.Spec {
-	specs := make([]balancer.Spec, 0, len(bs))
-	for _, b := range bs {
-		addr, tls := b.Addr()
-		s := balancer.Spec{ID: b.EffectiveID(), Addr: addr, TLS: tls, Weight: b.EffectiveWeight(), State: balancer.Active, Source: "static"}
-		if b.Drain {
-			s.State = balancer.Draining
-		}
-		specs = append(specs, s)
-	}
-	return specs
-}
-
 // policyOf builds the placement policy of a config.
 func policyOf(cfg *configs.Config) (balancer.Policy, error) {
 	return balancer.PolicyByName(cfg.Balancer.Policy, balancer.PolicyConfig{

@@ -6,6 +6,7 @@ import (
 
 	"sioproxy/balancer"
 	"sioproxy/configs"
+	"sioproxy/health"
 )
 
 // FromConfig builds a Mirror from the mirror section of a validated config: shadow backends from
@@ -33,15 +34,4 @@ func FromConfig(cfg configs.Mirror, log *zap.Logger, reg prometheus.Registerer, 
 }
 
 // TargetSpecs turns configured shadow backends into balancer specs.
-func TargetSpecs(bs []configs.Backend) []balancer.Spec {
-	specs := make([]balancer.Spec, 0, len(bs))
-	for _, b := range bs {
-		addr, tls := b.Addr()
-		s := balancer.Spec{ID: b.EffectiveID(), Addr: addr, TLS: tls, Weight: b.EffectiveWeight(), State: balancer.Active, Source: "mirror"}
-		if b.Drain {
-			s.State = balancer.Draining
-		}
-		specs = append(specs, s)
-	}
-	return specs
-}
+func TargetSpecs(bs []configs.Backend) []balancer.Spec { return health.StaticSpecs(bs, "mirror") }

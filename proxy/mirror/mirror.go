@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"hash/maphash"
 	"math"
@@ -234,14 +233,14 @@ func (m *Mirror) Mirrored(sid []byte) bool { return m.lookup(sid) != nil }
 // ClientPolling implements proxy.Mirror: the packets of a polling POST body are queued for replay.
 func (m *Mirror) ClientPolling(sid []byte, body []byte) {
 	if s := m.lookup(sid); s != nil {
-		s.clientPayload(body)
+		s.payload(false, body)
 	}
 }
 
 // ServerPolling implements proxy.Mirror: acks and events of a poll response are queued for comparison.
 func (m *Mirror) ServerPolling(sid []byte, body []byte) {
 	if s := m.lookup(sid); s != nil {
-		s.serverPayload(body)
+		s.payload(true, body)
 	}
 }
 
@@ -320,26 +319,4 @@ func (m *Mirror) HTTP(req *fasthttp.Request) {
 		return
 	}
 	m.http.send(req)
-}
-
-// queryEIO returns the EIO query parameter of a request URI (3 or 4; 4 when absent or other, as
-// the proxy only lets through what the backend accepted).
-func queryEIO(uri []byte) int {
-	i := bytes.IndexByte(uri, '?')
-	if i < 0 {
-		return 4
-	}
-	q := uri[i+1:]
-	for len(q) > 0 {
-		var kv []byte
-		if j := bytes.IndexByte(q, '&'); j >= 0 {
-			kv, q = q[:j], q[j+1:]
-		} else {
-			kv, q = q, nil
-		}
-		if bytes.Equal(kv, []byte("EIO=3")) {
-			return 3
-		}
-	}
-	return 4
 }

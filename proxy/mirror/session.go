@@ -11,19 +11,22 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"sioproxy/eioclient"
 )
 
 // Bounds of one session's ack bookkeeping.
 const (
 	maxPendingAcks = 1024
 	ackTimeout     = 30 * time.Second
+	maxAttachments = 1 << 16 // a packet announcing more is not followed (treated as malformed)
 )
 
 // item is one queued packet of the primary session, copied off the proxy's buffers.
 type item struct {
 	server bool  // from the primary server (for comparison), else from the client (to replay)
 	at     int64 // unix nanos when the proxy saw it
-	pkt    Packet
+	pkt    eioclient.Packet
 }
 
 type ackKey struct {
@@ -87,12 +90,13 @@ func (m *Mirror) newSession(sid string, req *fasthttp.Request) *session {
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		path, query = uri[:i], uri[i+1:]
 	}
+	eio, app := parseQuery(query)
 	s := &session{
 		m:       m,
 		sid:     sid,
-		eio:     queryEIO(uri),
+		eio:     eio,
 		path:    string(path),
-		query:   appQuery(query),
+		query:   app,
 		header:  http.Header{},
 		queue:   make(chan item, m.queue),
 		closing: make(chan struct{}),
@@ -108,8 +112,11 @@ func (m *Mirror) newSession(sid string, req *fasthttp.Request) *session {
 	return s
 }
 
-// appQuery keeps the application's query parameters (tokens and the like), dropping Engine.IO's.
-func appQuery(q []byte) string {
+// parseQuery reads the client's handshake query: the Engine.IO revision (3 for EIO=3, else 4, as
+// the proxy only lets through what the backend accepted) and the application's parameters (tokens
+// and the like, each followed by '&'), without Engine.IO's.
+func parseQuery(q []byte) (eio int, app string) {
+	eio = 4
 	var out []byte
 	for len(q) > 0 {
 		var kv []byte
@@ -117,6 +124,9 @@ func appQuery(q []byte) string {
 			kv, q = q[:j], q[j+1:]
 		} else {
 			kv, q = q, nil
+		}
+		if bytes.Equal(kv, []byte("EIO=3")) {
+			eio = 3
 		}
 		k := kv
 		if j := bytes.IndexByte(kv, '='); j >= 0 {
@@ -129,7 +139,7 @@ func appQuery(q []byte) string {
 		out = append(out, kv...)
 		out = append(out, '&')
 	}
-	return string(out)
+	return eio, string(out)
 }
 
 func (s *session) start() {
@@ -149,37 +159,36 @@ func (s *session) isClosing() bool {
 	}
 }
 
-// clientPayload queues the packets of a polling POST body.
-func (s *session) clientPayload(body []byte) {
+// payload queues the packets of a polling body: a POST body from the client (server false) or a
+// poll response from the primary (server true). A malformed packet counts as a decode error; the
+// packets before it are queued.
+func (s *session) payload(server bool, body []byte) {
 	at := s.m.now().UnixNano()
-	var buf [8]Packet
-	pkts, err := DecodePayload(buf[:0], s.eio, body)
+	var buf [8]eioclient.Packet
+	pkts, err := decodePayload(buf[:0], s.eio, body)
 	if err != nil {
 		s.m.stats.decodeErrors.Add(1)
 	}
 	for _, p := range pkts {
+		s.packet(server, p, at)
+	}
+}
+
+// packet queues one packet the proxy saw: from the primary server for comparison, else from the
+// client for replay.
+func (s *session) packet(server bool, p eioclient.Packet, at int64) {
+	if server {
+		s.server(p, at)
+	} else {
 		s.client(p, at)
 	}
 }
 
-// serverPayload queues the acks and events of a poll response.
-func (s *session) serverPayload(body []byte) {
-	at := s.m.now().UnixNano()
-	var buf [8]Packet
-	pkts, err := DecodePayload(buf[:0], s.eio, body)
-	if err != nil {
-		s.m.stats.decodeErrors.Add(1)
-	}
-	for _, p := range pkts {
-		s.server(p, at)
-	}
-}
-
 // client queues one client packet for replay. Heartbeats, probes and upgrade packets are skipped.
-func (s *session) client(p Packet, at int64) {
+func (s *session) client(p eioclient.Packet, at int64) {
 	switch p.Type {
-	case PacketMessage:
-	case PacketUpgrade:
+	case eioclient.PacketMessage:
+	case eioclient.PacketUpgrade:
 		s.upgraded.Store(true)
 		s.m.stats.packetsSkipped.Add(1)
 		return
@@ -187,12 +196,12 @@ func (s *session) client(p Packet, at int64) {
 		s.m.stats.packetsSkipped.Add(1)
 		return
 	}
-	s.enqueue(item{at: at, pkt: Packet{Type: p.Type, Binary: p.Binary, Data: bytes.Clone(p.Data)}})
+	s.enqueue(item{at: at, pkt: clonePacket(p)})
 }
 
 // server queues one primary server packet when it matters for the comparison.
-func (s *session) server(p Packet, at int64) {
-	if p.Type != PacketMessage {
+func (s *session) server(p eioclient.Packet, at int64) {
+	if p.Type != eioclient.PacketMessage {
 		return
 	}
 	if !p.Binary {
@@ -200,12 +209,17 @@ func (s *session) server(p Packet, at int64) {
 			return
 		}
 		switch p.Data[0] - '0' {
-		case SIOEvent, SIOAck, SIOBinaryEvent, SIOBinaryAck:
+		case eioclient.SIOEvent, eioclient.SIOAck, eioclient.SIOBinaryEvent, eioclient.SIOBinaryAck:
 		default:
 			return
 		}
 	}
-	s.enqueue(item{server: true, at: at, pkt: Packet{Type: p.Type, Binary: p.Binary, Data: bytes.Clone(p.Data)}})
+	s.enqueue(item{server: true, at: at, pkt: clonePacket(p)})
+}
+
+// clonePacket copies p off the proxy's buffers.
+func clonePacket(p eioclient.Packet) eioclient.Packet {
+	return eioclient.Packet{Type: p.Type, Binary: p.Binary, Data: bytes.Clone(p.Data)}
 }
 
 func (s *session) enqueue(it item) {
@@ -232,7 +246,7 @@ func (s *session) run() {
 		go sh.readLoop()
 		if s.eio == 3 && sh.eio == 4 {
 			// Socket.IO protocol 4 connects "/" implicitly; protocol 5 needs the client's CONNECT.
-			s.write(Packet{Type: PacketMessage, Data: []byte("0")})
+			s.write(eioclient.Packet{Type: eioclient.PacketMessage, Data: []byte("0")})
 			s.rootConnected = true
 			s.awaitConnect("/")
 		}
@@ -286,22 +300,22 @@ func (s *session) process(it item) {
 	}
 	p := it.pkt
 	if !p.Binary {
-		sp, err := ParseSIO(p.Data)
+		sp, err := eioclient.DecodeSocketIO(p.Data)
 		if err == nil {
 			switch sp.Type {
-			case SIOConnect:
+			case eioclient.SIOConnect:
 				var ok bool
 				if p, ok = s.translateConnect(p, sp); !ok {
 					return
 				}
 				s.write(p)
-				s.awaitConnect(string(sp.Nsp))
+				s.awaitConnect(sp.Nsp)
 				return
-			case SIOEvent, SIOBinaryEvent:
-				if sp.ID != NoAck {
+			case eioclient.SIOEvent, eioclient.SIOBinaryEvent:
+				if sp.ID != eioclient.NoAck {
 					s.expectAck(sp, it.at)
 				}
-			case SIODisconnect:
+			case eioclient.SIODisconnect:
 				// The client left after its acks arrived from the primary; let the shadow answer
 				// too, or the target drops the events still in flight (they come after the leave).
 				s.awaitShadow()
@@ -334,14 +348,14 @@ func (s *session) awaitConnect(nsp string) {
 }
 
 // translateConnect adapts a client CONNECT to the target's Socket.IO protocol; ok false drops it.
-func (s *session) translateConnect(p Packet, sp SIOPacket) (Packet, bool) {
-	root := bytes.Equal(sp.Nsp, rootNsp)
+func (s *session) translateConnect(p eioclient.Packet, sp eioclient.SocketIOPacket) (eioclient.Packet, bool) {
+	root := sp.Nsp == "/"
 	if s.shadow != nil && s.shadow.eio == 3 && s.eio == 4 {
 		// Protocol 4 target: "/" is connected by the server; no auth payload.
 		if root {
 			return p, false
 		}
-		return Packet{Type: PacketMessage, Data: append(append([]byte("0"), sp.Nsp...), ',')}, true
+		return eioclient.Packet{Type: eioclient.PacketMessage, Data: append(append([]byte("0"), sp.Nsp...), ',')}, true
 	}
 	if root && s.rootConnected {
 		return p, false
@@ -353,7 +367,7 @@ func (s *session) translateConnect(p Packet, sp SIOPacket) (Packet, bool) {
 }
 
 // write replays one packet to the shadow; a failed or missing shadow drops and counts.
-func (s *session) write(p Packet) {
+func (s *session) write(p eioclient.Packet) {
 	if s.shadow == nil || s.shadow.failed.Load() {
 		s.m.stats.packetsDropped.Add(1)
 		return
@@ -366,12 +380,12 @@ func (s *session) write(p Packet) {
 }
 
 // expectAck records a client emit that asks for an ack.
-func (s *session) expectAck(sp SIOPacket, at int64) {
+func (s *session) expectAck(sp eioclient.SocketIOPacket, at int64) {
 	name, ok := EventName(sp.Data)
 	if !ok {
 		name = unknownEvent
 	}
-	key := ackKey{string(sp.Nsp), sp.ID}
+	key := ackKey{sp.Nsp, sp.ID}
 	live := s.shadow != nil && !s.shadow.failed.Load()
 	var done []settled
 	s.mu.Lock()
@@ -536,7 +550,7 @@ func (s *session) finish() {
 
 // feed follows a packet stream for binary attachments. It returns ack true with the complete payload
 // when p completes an ack (text or binary).
-func (b *binState) feed(p Packet) (ack bool, key ackKey, payload []byte) {
+func (b *binState) feed(p eioclient.Packet) (ack bool, key ackKey, payload []byte) {
 	if p.Binary {
 		if b.need == 0 {
 			return false, ackKey{}, nil
@@ -552,34 +566,34 @@ func (b *binState) feed(p Packet) (ack bool, key ackKey, payload []byte) {
 		return false, ackKey{}, nil
 	}
 	b.need, b.ack = 0, false
-	sp, err := ParseSIO(p.Data)
-	if err != nil {
+	sp, err := eioclient.DecodeSocketIO(p.Data)
+	if err != nil || sp.Attachments > maxAttachments {
 		return false, ackKey{}, nil
 	}
 	switch sp.Type {
-	case SIOAck:
-		if sp.ID != NoAck {
-			return true, ackKey{string(sp.Nsp), sp.ID}, sp.Data
+	case eioclient.SIOAck:
+		if sp.ID != eioclient.NoAck {
+			return true, ackKey{sp.Nsp, sp.ID}, sp.Data
 		}
-	case SIOBinaryAck:
-		if sp.ID != NoAck {
+	case eioclient.SIOBinaryAck:
+		if sp.ID != eioclient.NoAck {
 			if sp.Attachments == 0 {
-				return true, ackKey{string(sp.Nsp), sp.ID}, sp.Data
+				return true, ackKey{sp.Nsp, sp.ID}, sp.Data
 			}
-			b.need, b.ack, b.key, b.data, b.atts = sp.Attachments, true, ackKey{string(sp.Nsp), sp.ID}, sp.Data, nil
+			b.need, b.ack, b.key, b.data, b.atts = sp.Attachments, true, ackKey{sp.Nsp, sp.ID}, sp.Data, nil
 		}
-	case SIOBinaryEvent:
+	case eioclient.SIOBinaryEvent:
 		b.need = sp.Attachments
 	}
 	return false, ackKey{}, nil
 }
 
 // eventOf returns the name of a server-to-client EVENT or BINARY_EVENT.
-func eventOf(p Packet) (string, bool) {
+func eventOf(p eioclient.Packet) (string, bool) {
 	if p.Binary || len(p.Data) == 0 || (p.Data[0] != '2' && p.Data[0] != '5') {
 		return "", false
 	}
-	sp, err := ParseSIO(p.Data)
+	sp, err := eioclient.DecodeSocketIO(p.Data)
 	if err != nil {
 		return "", false
 	}

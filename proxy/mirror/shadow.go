@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
+	"sioproxy/eioclient"
+	"sioproxy/sticky"
 )
 
 // Shadow timeouts.
@@ -44,13 +45,6 @@ type shadowConn struct {
 	closeOnce sync.Once
 
 	bin binState // owned by readLoop
-}
-
-// openPacket is the part of the Engine.IO open packet the shadow needs.
-type openPacket struct {
-	SID          string `json:"sid"`
-	PingInterval int64  `json:"pingInterval"`
-	PingTimeout  int64  `json:"pingTimeout"`
 }
 
 // dialShadow places the session on a target and makes the shadow's own Engine.IO handshake there.
@@ -114,29 +108,29 @@ func (m *Mirror) connect(s *session, be *balancer.Backend) (*shadowConn, error) 
 		conn.Close()
 		return nil, err
 	}
-	var open openPacket
-	if op != websocket.TextMessage || len(msg) < 2 || msg[0] != '0' || json.Unmarshal(msg[1:], &open) != nil || open.SID == "" {
+	open, err := sticky.ParseHandshake(msg) // the open packet: "0{...}", a non-empty sid
+	if op != websocket.TextMessage || err != nil {
 		conn.Close()
 		return nil, handshakeError{fmt.Sprintf("%s sent no open packet: %.60q", be.ID, msg)}
 	}
-	timeout := time.Duration(open.PingInterval+open.PingTimeout)*time.Millisecond + shadowReadSlack
+	timeout := open.PingInterval + open.PingTimeout + shadowReadSlack
 	sh := &shadowConn{s: s, conn: conn, be: be, eio: m.targetEIO, timeout: timeout, done: make(chan struct{})}
 	be.Sessions.Add(1)
 	if m.targetEIO == 3 && open.PingInterval > 0 {
-		go sh.pinger(time.Duration(open.PingInterval) * time.Millisecond)
+		go sh.pinger(open.PingInterval)
 	}
 	return sh, nil
 }
 
 // write sends one packet to the target.
-func (sh *shadowConn) write(p Packet) error {
+func (sh *shadowConn) write(p eioclient.Packet) error {
 	sh.wmu.Lock()
 	defer sh.wmu.Unlock()
 	if sh.failed.Load() {
 		return net.ErrClosed
 	}
 	var binary bool
-	sh.wbuf, binary = AppendFrame(sh.wbuf[:0], sh.eio, p)
+	sh.wbuf, binary = eioclient.AppendFrame(sh.wbuf[:0], sh.eio, p)
 	typ := websocket.TextMessage
 	if binary {
 		typ = websocket.BinaryMessage
@@ -173,35 +167,31 @@ func (sh *shadowConn) readLoop() {
 			sh.fail(err)
 			return
 		}
-		wsOp := OpText
-		if op == websocket.BinaryMessage {
-			wsOp = OpBinary
-		}
-		p, err := DecodeFrame(sh.eio, wsOp, msg)
+		p, err := eioclient.DecodeFrame(sh.eio, op == websocket.BinaryMessage, msg)
 		if err != nil {
 			continue
 		}
 		switch p.Type {
-		case PacketPing:
+		case eioclient.PacketPing:
 			if sh.eio == 4 {
-				sh.write(Packet{Type: PacketPong, Data: p.Data})
+				sh.write(eioclient.Packet{Type: eioclient.PacketPong, Data: p.Data})
 			}
-		case PacketClose:
+		case eioclient.PacketClose:
 			sh.fail(errors.New("target closed the session"))
 			return
-		case PacketMessage:
+		case eioclient.PacketMessage:
 			sh.message(p)
 		}
 	}
 }
 
 // message handles a packet from the target: acks to the comparison, events counted.
-func (sh *shadowConn) message(p Packet) {
+func (sh *shadowConn) message(p eioclient.Packet) {
 	at := sh.s.m.now().UnixNano()
 	if !p.Binary && len(p.Data) > 0 && (p.Data[0] == '0' || p.Data[0] == '4') {
-		if sp, err := ParseSIO(p.Data); err == nil {
+		if sp, err := eioclient.DecodeSocketIO(p.Data); err == nil {
 			select {
-			case sh.s.connAck <- string(sp.Nsp):
+			case sh.s.connAck <- sp.Nsp:
 			default:
 			}
 		}
@@ -223,7 +213,7 @@ func (sh *shadowConn) pinger(every time.Duration) {
 		case <-sh.done:
 			return
 		case <-t.C:
-			if sh.write(Packet{Type: PacketPing}) != nil {
+			if sh.write(eioclient.Packet{Type: eioclient.PacketPing}) != nil {
 				return
 			}
 		}

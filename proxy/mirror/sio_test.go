@@ -1,67 +1,56 @@
 package mirror
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
 
-func TestParseSIO(t *testing.T) {
+	"sioproxy/eioclient"
+)
+
+func TestEventName(t *testing.T) {
 	tests := []struct {
-		in    string
-		typ   byte
-		atts  int
-		nsp   string
-		id    int64
-		data  string
-		event string
-		err   bool
+		in   string // a Socket.IO packet
+		name string
+		ok   bool
 	}{
-		{in: "0", typ: 0, nsp: "/", id: NoAck},
-		{in: `0{"sid":"x"}`, typ: 0, nsp: "/", id: NoAck, data: `{"sid":"x"}`},
-		{in: "0/admin,", typ: 0, nsp: "/admin", id: NoAck},
-		{in: `2["chat","hi"]`, typ: 2, nsp: "/", id: NoAck, data: `["chat","hi"]`, event: "chat"},
-		{in: `21["chat"]`, typ: 2, nsp: "/", id: 1, data: `["chat"]`, event: "chat"},
-		{in: `2/admin,17["x\"y",1]`, typ: 2, nsp: "/admin", id: 17, data: `["x\"y",1]`, event: `x"y`},
-		{in: `31["ok"]`, typ: 3, nsp: "/", id: 1, data: `["ok"]`},
-		{in: `51-["up",{"_placeholder":true,"num":0}]`, typ: 5, atts: 1, nsp: "/", id: NoAck, data: `["up",{"_placeholder":true,"num":0}]`, event: "up"},
-		{in: `62-/a,9[{"_placeholder":true,"num":0}]`, typ: 6, atts: 2, nsp: "/a", id: 9, data: `[{"_placeholder":true,"num":0}]`},
-		{in: "1", typ: 1, nsp: "/", id: NoAck},
-		{in: "", err: true},
-		{in: "7", err: true},
-		{in: `5["x"]`, err: true},
-		{in: `51["x"]`, err: true},
+		{`2["chat","hi"]`, "chat", true},
+		{`21["chat"]`, "chat", true},
+		{`2/admin,17["x\"y",1]`, `x"y`, true},
+		{`2[ "\u00e9t\u00e9" ]`, "été", true},
+		{`51-["up",{"_placeholder":true,"num":0}]`, "up", true},
+		{`2[1,"x"]`, "", false},
+		{`2{"a":1}`, "", false},
+		{`2["open`, "", false},
+		{`2`, "", false},
 	}
 	for _, tt := range tests {
-		p, err := ParseSIO([]byte(tt.in))
-		if (err != nil) != tt.err {
-			t.Errorf("%q: err %v", tt.in, err)
-			continue
+		sp, err := eioclient.DecodeSocketIO([]byte(tt.in))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
 		}
-		if tt.err {
-			continue
-		}
-		if p.Type != tt.typ || p.Attachments != tt.atts || string(p.Nsp) != tt.nsp || p.ID != tt.id || string(p.Data) != tt.data {
-			t.Errorf("%q: got %d %d %q %d %q", tt.in, p.Type, p.Attachments, p.Nsp, p.ID, p.Data)
-		}
-		if p.Type != SIOEvent && p.Type != SIOBinaryEvent {
-			continue
-		}
-		name, ok := EventName(p.Data)
-		if ok != (tt.event != "") || name != tt.event {
-			t.Errorf("%q: event %q %v, want %q", tt.in, name, ok, tt.event)
+		name, ok := EventName(sp.Data)
+		if name != tt.name || ok != tt.ok {
+			t.Errorf("%q: EventName = %q %v, want %q %v", tt.in, name, ok, tt.name, tt.ok)
 		}
 	}
 }
 
-func FuzzParseSIO(f *testing.F) {
-	for _, s := range []string{`21["chat"]`, `2/admin,17["x\"y",1]`, `51-["up",{"_placeholder":true,"num":0}]`, "0/a,", `2["\u00e9"]`} {
+// FuzzEventName checks EventName against encoding/json on valid UTF-8 arrays.
+func FuzzEventName(f *testing.F) {
+	for _, s := range []string{`["chat"]`, `["x\"y",1]`, `["up",{"_placeholder":true,"num":0}]`, `["\u00e9"]`, ` [ "a\\b" ]`, `[1]`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParseSIO(b)
-		if err != nil {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		name, ok := EventName(data)
+		var args []json.RawMessage
+		if !utf8.Valid(data) || json.Unmarshal(data, &args) != nil || len(args) == 0 {
 			return
 		}
-		if p.Type > 6 || p.Attachments < 0 || (p.ID != NoAck && p.ID < 0) || len(p.Nsp) == 0 {
-			t.Fatalf("bad packet %+v", p)
+		var want string
+		wantOK := args[0][0] == '"' && json.Unmarshal(args[0], &want) == nil
+		if ok != wantOK || name != want {
+			t.Fatalf("EventName(%q) = %q %v, want %q %v", data, name, ok, want, wantOK)
 		}
-		EventName(p.Data)
 	})
 }

@@ -1,5 +1,7 @@
 package mirror
 
+import "sioproxy/eioclient"
+
 // tee receives the raw bytes of a mirrored WebSocket tunnel (proxy.MirrorTunnel): one frame parser
 // per direction reassembles messages, which are decoded as Engine.IO packets and queued.
 type tee struct {
@@ -36,17 +38,12 @@ func (t *tee) message(server bool, op byte, msg []byte) {
 	if op != OpText && op != OpBinary {
 		return // close, ping, pong: WebSocket-level, never replayed
 	}
-	p, err := DecodeFrame(t.s.eio, op, msg)
+	p, err := eioclient.DecodeFrame(t.s.eio, op == OpBinary, msg)
 	if err != nil {
 		t.s.m.stats.decodeErrors.Add(1)
 		return
 	}
-	at := t.s.m.now().UnixNano()
-	if server {
-		t.s.server(p, at)
-	} else {
-		t.s.client(p, at)
-	}
+	t.s.packet(server, p, t.s.m.now().UnixNano())
 }
 
 // Close implements proxy.MirrorTunnel. The session ends with the tunnel when the tunnel carried it
