@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // TestAdmissionStorm: admission {rate: 20, burst: 20} per backend, 3 backends, and 300 clients
@@ -52,7 +54,7 @@ func TestAdmissionStorm(t *testing.T) {
 		}
 	}
 	t.Logf("admission storm: %d clients at once; %d handshakes refused with 503 (%d clients, Retry-After values %v; proxy metric %g); all connected after %v; placed %s",
-		n, refused, clientsRefused, retryAfter, rejected, allIn.Round(time.Millisecond), shares(names(bs), c.ByBackend))
+		n, refused, clientsRefused, retryAfter, rejected, allIn.Round(time.Millisecond), shares(testkit.BackendNames(bs), c.ByBackend))
 	if refused == 0 {
 		t.Error("no handshake was refused: admission did not engage")
 	}
@@ -63,7 +65,7 @@ func TestAdmissionStorm(t *testing.T) {
 		t.Errorf("503s without Retry-After: %v", retryAfter)
 	}
 	for _, b := range bs {
-		times := b.connectionTimes()
+		times := connectionTimes(b)
 		excess, peak := rateExcess(times, rate)
 		var span time.Duration
 		if len(times) > 1 {

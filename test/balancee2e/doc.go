@@ -8,5 +8,6 @@
 //	go test -count=1 -v ./test/balancee2e/
 //
 // The tests log their measurements (splits, reconnect times, admission rates); docs/balancing.md
-// quotes them. TestMain builds ./cmd/sioproxy into tmp/ (or uses $SIOPROXY_BIN).
+// quotes them. TestMain (test/testkit) builds ./cmd/sioproxy once (or uses $SIOPROXY_BIN); the output
+// of every process is in tmp/e2e-logs/balancee2e/.
 package balancee2e

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // TestKillBackend: 300 held sessions over 3 backends, then one backend is SIGKILLed. Every
@@ -35,20 +37,20 @@ func TestKillBackend(t *testing.T) {
 			const n = 300
 			s := startSessions(t, sessionOpts{URL: px.URL(), N: n, Hold: true, XFF: tc.xff, Concurrency: n})
 			c := s.waitConnected(t, 90*time.Second)
-			t.Logf("%s before the kill: %s", tc.name, shares(names(bs), c.ByBackend))
+			t.Logf("%s before the kill: %s", tc.name, shares(testkit.BackendNames(bs), c.ByBackend))
 			victim := bs[1]
 			affected := c.ByBackend[victim.Name]
 			if affected == 0 {
 				t.Fatalf("no session on %s", victim.Name)
 			}
 			killedAt := time.Now().UnixMilli()
-			victim.kill()
+			victim.Kill()
 			s.waitReconnects(t, affected, 20*time.Second)
 			sum := s.stop(t)
 
 			var second []string // hash: each client's rendezvous choice without the victim
 			if tc.xff != nil {
-				second = rendezvous(t, names(bs), tc.xff, victim.Name)
+				second = rendezvous(t, testkit.BackendNames(bs), tc.xff, victim.Name)
 			}
 			predicted := 0
 			split := map[string]int{}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sioproxy/balancer"
+	"sioproxy/test/testkit"
 )
 
 // TestHashNAT: 300 sessions from one client IP (a NAT, no X-Forwarded-For) on "hash" by client
@@ -31,7 +32,7 @@ func TestHashNAT(t *testing.T) {
 			c := s.waitConnected(t, 90*time.Second)
 			views := px.backends(t)
 			s.stop(t)
-			t.Logf("hash ip, one client IP, epsilon %g: %s", tc.eps, shares(names(bs), c.ByBackend))
+			t.Logf("hash ip, one client IP, epsilon %g: %s", tc.eps, shares(testkit.BackendNames(bs), c.ByBackend))
 			// The bound, as the balancer applies it at the last placement: load (sessions + tunnels,
 			// 2 per upgraded session) below (1+ε) × (total+1)/3.
 			var total int64
@@ -62,7 +63,7 @@ func TestHashXFFAffinity(t *testing.T) {
 	px := startProxy(t, bs, nil, "policy: hash\nhash_key: {source: ip}", "proxy:\n  trusted_proxies: [\"127.0.0.0/8\"]\n")
 	bg := startSessions(t, sessionOpts{URL: px.URL(), N: 150, Hold: true, XFF: ips(1, 150), Concurrency: 150})
 	bgc := bg.waitConnected(t, 60*time.Second)
-	t.Logf("background: %s", shares(names(bs), bgc.ByBackend))
+	t.Logf("background: %s", shares(testkit.BackendNames(bs), bgc.ByBackend))
 
 	const nIP, rounds = 50, 4
 	clientIPs := ips(2, nIP)
@@ -77,7 +78,7 @@ func TestHashXFFAffinity(t *testing.T) {
 	views := px.backends(t)
 	bg.stop(t)
 
-	want := rendezvous(t, names(bs), clientIPs, "")
+	want := rendezvous(t, testkit.BackendNames(bs), clientIPs, "")
 	same, reconnects, predicted := 0, 0, 0
 	perBackend := map[string]int{}
 	for _, c := range sum.Clients {
@@ -97,7 +98,7 @@ func TestHashXFFAffinity(t *testing.T) {
 		}
 	}
 	t.Logf("hash ip via X-Forwarded-For: %d of %d reconnects (%.1f%%) on the first session's backend; %d of %d IPs (%.1f%%) on their rendezvous first choice; IPs per backend: %s",
-		same, reconnects, pct(same, reconnects), predicted, nIP, pct(predicted, nIP), shares(names(bs), perBackend))
+		same, reconnects, pct(same, reconnects), predicted, nIP, pct(predicted, nIP), shares(testkit.BackendNames(bs), perBackend))
 	if pct(same, reconnects) < 95 {
 		t.Errorf("only %.1f%% of reconnects on the same backend, want >= 95%%", pct(same, reconnects))
 	}

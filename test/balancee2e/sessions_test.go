@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // sessionOpts are the arguments of sessions.js.
@@ -58,7 +60,7 @@ type summary struct {
 
 // sessions is a running sessions.js.
 type sessions struct {
-	*proc
+	*testkit.Proc
 	opts sessionOpts
 }
 
@@ -74,7 +76,7 @@ func startSessions(t *testing.T, o sessionOpts) *sessions {
 	if o.Rounds == 0 {
 		o.Rounds = 1
 	}
-	args := []string{filepath.Join(testDir, "sessions.js"), "--url", o.URL, "--n", strconv.Itoa(o.N), "--mode", o.Mode,
+	args := []string{filepath.Join(testDir(), "sessions.js"), "--url", o.URL, "--n", strconv.Itoa(o.N), "--mode", o.Mode,
 		"--concurrency", strconv.Itoa(o.Concurrency), "--rounds", strconv.Itoa(o.Rounds)}
 	if o.XFF != nil {
 		f := filepath.Join(t.TempDir(), "xff.txt")
@@ -86,7 +88,7 @@ func startSessions(t *testing.T, o sessionOpts) *sessions {
 	if o.Hold {
 		args = append(args, "--hold")
 	}
-	return &sessions{proc: startProc(t, "sessions.js", testDir, nodeBin, args...), opts: o}
+	return &sessions{Proc: testkit.Start(t, testkit.Command{Name: "sessions.js", Dir: testDir(), Bin: testkit.Node(), Args: args}), opts: o}
 }
 
 // connected is the all_connected progress line: clients placed by backend of their last round.
@@ -100,9 +102,9 @@ type connected struct {
 // waitConnected waits until every client has finished its rounds (held sockets connected).
 func (s *sessions) waitConnected(t *testing.T, timeout time.Duration) connected {
 	t.Helper()
-	l, err := s.waitLine(timeout, func(l string) bool { return strings.Contains(l, `"event":"all_connected"`) })
+	l, _, err := s.WaitLine(0, timeout, testkit.HasEvent("all_connected"))
 	if err != nil {
-		t.Fatalf("sessions.js: %v\n%s", err, s.tail(20))
+		t.Fatalf("sessions.js: %v\n%s", err, s.Tail(20))
 	}
 	var c connected
 	if err := json.Unmarshal([]byte(l), &c); err != nil {
@@ -117,7 +119,7 @@ func (s *sessions) waitConnected(t *testing.T, timeout time.Duration) connected 
 // waitReconnects waits until held sockets have reconnected (and learnt their backend) n times.
 func (s *sessions) waitReconnects(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	_, err := s.waitLine(timeout, func(l string) bool {
+	_, _, err := s.WaitLine(0, timeout, func(l string) bool {
 		if !strings.Contains(l, `"event":"reconnect"`) {
 			return false
 		}
@@ -133,16 +135,14 @@ func (s *sessions) waitReconnects(t *testing.T, n int, timeout time.Duration) {
 func (s *sessions) stop(t *testing.T) summary {
 	t.Helper()
 	if s.opts.Hold {
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		_ = s.Signal(syscall.SIGINT)
 	}
 	select {
-	case <-s.done:
+	case <-s.Done():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("sessions.js did not exit\n%s", s.tail(20))
+		t.Fatalf("sessions.js did not exit\n%s", s.Tail(20))
 	}
-	s.mu.Lock()
-	out := s.stdout
-	s.mu.Unlock()
+	out := s.Stdout()
 	for i := len(out) - 1; i >= 0; i-- {
 		if !strings.HasPrefix(out[i], "{") {
 			continue
@@ -159,7 +159,7 @@ func (s *sessions) stop(t *testing.T) summary {
 		}
 		return sum
 	}
-	t.Fatalf("sessions.js printed no summary\n%s", s.tail(20))
+	t.Fatalf("sessions.js printed no summary\n%s", s.Tail(20))
 	return summary{}
 }
 
@@ -190,12 +190,4 @@ func pct(a, b int) float64 {
 		return 0
 	}
 	return 100 * float64(a) / float64(b)
-}
-
-func names(bs []*backend) []string {
-	out := make([]string, len(bs))
-	for i, b := range bs {
-		out[i] = b.Name
-	}
-	return out
 }

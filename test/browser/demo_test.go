@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // demoShot is where TestDemoPage leaves a screenshot of a tab (for a human to look at).
@@ -15,10 +17,10 @@ const demoShot = "/tmp/sioproxy-demo.png"
 func TestDemoPage(t *testing.T) {
 	const tabs = 3
 	drv := browserDriver(t)
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	p := startProc(t, procSpec{name: "sioproxy demo", dir: moduleRoot, merge: true, bin: proxyBin,
-		args: []string{"demo", "-listen", addr, "-log-level", "warn"}})
-	waitTCP(t, p, addr, 30*time.Second)
+	addr := testkit.FreeAddr(t)
+	p := testkit.Start(t, testkit.Command{Name: "sioproxy demo", Dir: testkit.Root(), Bin: testkit.ProxyBin(),
+		Args: []string{"demo", "-listen", addr, "-log-level", "warn"}})
+	testkit.WaitTCP(t, p, addr, testkit.ProxyReadyTimeout)
 
 	message := "hello from tab 1 at " + strconv.FormatInt(time.Now().UnixNano(), 36)
 	var res struct {

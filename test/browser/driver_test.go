@@ -1,19 +1,24 @@
 package browser
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // driver is the run.js process: one Chromium shared by all tests of the binary (a launch costs
 // seconds), fed one JSON job per line.
 type driver struct {
-	p       *proc
+	p       *testkit.Proc
 	tmp     string // TMPDIR of node, hence of the browser profile
 	browser string // Chromium version
 	mu      sync.Mutex
@@ -41,23 +46,23 @@ func browserDriver(t *testing.T) *driver {
 }
 
 func startDriver() (*driver, error) {
-	tmp := filepath.Join(scratch, "browser-tmp")
+	tmp := filepath.Join(testkit.Scratch(), "browser-tmp")
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	p, err := procSpec{
-		name:  "run.js",
-		dir:   ".",
-		env:   []string{"TMPDIR=" + tmp},
-		stdin: true,
-		bin:   nodeBin,
-		args:  []string{"run.js", "--chromium", chromium},
-	}.start()
+	p, err := testkit.Command{
+		Name:  "run.js",
+		Dir:   ".",
+		Env:   []string{"TMPDIR=" + tmp},
+		Stdin: true,
+		Bin:   testkit.Node(),
+		Args:  []string{"run.js", "--chromium", testkit.Chromium()},
+	}.Start()
 	if err != nil {
 		return nil, err
 	}
 	d := &driver{p: p, tmp: tmp}
-	_, _, err = p.waitLine(0, 90*time.Second, func(l string) bool {
+	_, _, err = p.WaitLine(0, 90*time.Second, func(l string) bool {
 		var ev struct{ Event, Browser string }
 		if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "ready" {
 			d.browser = ev.Browser
@@ -67,7 +72,7 @@ func startDriver() (*driver, error) {
 	})
 	if err != nil {
 		d.stop()
-		return nil, fmt.Errorf("chromium did not start: %v\n%s", err, p.tail(30))
+		return nil, fmt.Errorf("chromium did not start: %v\n%s", err, p.Tail(30))
 	}
 	return d, nil
 }
@@ -85,11 +90,11 @@ func stopDriver() {
 // stop closes stdin (run.js then closes the browser and exits), kills what is left after a grace
 // period, and any browser process that outlived it.
 func (d *driver) stop() {
-	_ = d.p.stdin.Close()
+	_ = d.p.Stdin.Close()
 	select {
-	case <-d.p.done:
+	case <-d.p.Done():
 	case <-time.After(20 * time.Second):
-		d.p.kill()
+		d.p.Kill()
 	}
 	if n := killUnder(d.tmp); n > 0 {
 		fmt.Fprintf(os.Stderr, "browser tests: killed %d leftover browser processes\n", n)
@@ -116,12 +121,12 @@ func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out
 	if err != nil {
 		t.Fatal(err)
 	}
-	from, _ := d.p.snapshot()
-	if _, err := d.p.stdin.Write(append(b, '\n')); err != nil {
-		t.Fatalf("run.js: write job: %v\n%s", err, d.p.tail(30))
+	from := d.p.Len()
+	if _, err := d.p.Stdin.Write(append(b, '\n')); err != nil {
+		t.Fatalf("run.js: write job: %v\n%s", err, d.p.Tail(30))
 	}
 	var a answer
-	_, _, err = d.p.waitLine(len(from), timeout, func(l string) bool {
+	_, _, err = d.p.WaitLine(from, timeout, func(l string) bool {
 		var got answer
 		if json.Unmarshal([]byte(l), &got) != nil || got.ID != id {
 			return false
@@ -130,7 +135,7 @@ func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out
 		return true
 	})
 	if err != nil {
-		t.Fatalf("run.js job %v: %v\n%s", job["kind"], err, d.p.tail(30))
+		t.Fatalf("run.js job %v: %v\n%s", job["kind"], err, d.p.Tail(30))
 	}
 	if !a.OK {
 		t.Fatalf("run.js job %v failed: %s", job["kind"], a.Error)
@@ -138,4 +143,29 @@ func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out
 	if err := json.Unmarshal(a.Result, out); err != nil {
 		t.Fatalf("run.js job %v: decode %s: %v", job["kind"], a.Result, err)
 	}
+}
+
+// killUnder SIGKILLs every process whose command line mentions dir (the browser's profile lives
+// there), in case one outlived its parent. It returns how many it found.
+func killUnder(dir string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"sioproxy/test/testkit"
 )
 
 // clientLibs maps a Socket.IO client major version to its browser bundle under test/node/node_modules.
@@ -38,7 +40,7 @@ func pageServer(t *testing.T) string {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFile(w, r, filepath.Join(nodeDir, "node_modules", rel))
+		http.ServeFile(w, r, filepath.Join(testkit.NodeDir(), "node_modules", rel))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // tabResult is what testdata/client.html reports (window.__result), plus run.js diagnostics.
@@ -57,21 +59,21 @@ func TestSocketIOClients(t *testing.T) {
 		{"v2/upgrade", "2", "upgrade", "polling", "websocket"},
 	}
 	type cluster struct {
-		backends []*backend
+		backends []*testkit.Backend
 		proxy    string
 	}
 	clusters := map[string]*cluster{}
-	var all []*backend
+	var all []*testkit.Backend
 	for _, tc := range cases {
 		if clusters[tc.version] == nil {
-			bs := startBackends(t, tc.version, "v"+tc.version, 3)
+			bs := testkit.LaunchBackends(t, 3, "v"+tc.version+"-%d", tc.version)
 			clusters[tc.version] = &cluster{backends: bs}
 			all = append(all, bs...)
 		}
 	}
 	drv := browserDriver(t)
 	page := pageServer(t)
-	waitReady(t, all...)
+	testkit.WaitReady(t, 60*time.Second, all...)
 	for _, c := range clusters {
 		c.proxy = startProxy(t, c.backends)
 	}
@@ -80,7 +82,7 @@ func TestSocketIOClients(t *testing.T) {
 			c := clusters[tc.version]
 			marks := make([]int, len(c.backends))
 			for i, b := range c.backends {
-				marks[i] = b.mark()
+				marks[i] = b.Len()
 			}
 			urls := make([]string, tabsPerMode)
 			for i := range urls {
@@ -159,7 +161,7 @@ func checkTab(t *testing.T, tab tabResult, initial, final string) string {
 // checkBackendLogs asserts, from the backends' own logs since marks, that every tab made exactly one
 // session on the backend that answered it, starting on the initial transport and upgrading when
 // upgrade is set, and that no request of a session ever reached another backend.
-func checkBackendLogs(t *testing.T, bs []*backend, marks []int, tabs []tabResult, initial string, upgrade bool) {
+func checkBackendLogs(t *testing.T, bs []*testkit.Backend, marks []int, tabs []tabResult, initial string, upgrade bool) {
 	t.Helper()
 	byName := map[string]int{}
 	for i, b := range bs {
@@ -172,7 +174,7 @@ func checkBackendLogs(t *testing.T, bs []*backend, marks []int, tabs []tabResult
 			continue
 		}
 		b := bs[i]
-		ev, err := b.waitEvent(marks[i], "connection", tab.Whoami.SID)
+		ev, err := b.WaitEvent(marks[i], 10*time.Second, "connection", tab.Whoami.SID)
 		if err != nil {
 			t.Errorf("tab %s: %s never logged the connection of sid %s: %v", tab.Tab, b.Name, tab.Whoami.SID, err)
 			continue
@@ -181,14 +183,14 @@ func checkBackendLogs(t *testing.T, bs []*backend, marks []int, tabs []tabResult
 			t.Errorf("tab %s: session opened over %q, want %q", tab.Tab, ev.Transport, initial)
 		}
 		if upgrade {
-			if _, err := b.waitEvent(marks[i], "upgrade", tab.Whoami.SID); err != nil {
+			if _, err := b.WaitEvent(marks[i], 10*time.Second, "upgrade", tab.Whoami.SID); err != nil {
 				t.Errorf("tab %s: %s never logged the upgrade of sid %s: %v", tab.Tab, b.Name, tab.Whoami.SID, err)
 			}
 		}
 	}
 	sessions := 0
 	for i, b := range bs {
-		for _, ev := range b.events(marks[i]) {
+		for _, ev := range b.Events(marks[i], "") {
 			switch ev.Event {
 			case "connection":
 				sessions++
@@ -213,8 +215,8 @@ func checkBackendLogs(t *testing.T, bs []*backend, marks []int, tabs []tabResult
 }
 
 // owns reports whether b ever opened the session sid.
-func owns(b *backend, sid string) bool {
-	for _, ev := range b.events(0) {
+func owns(b *testkit.Backend, sid string) bool {
+	for _, ev := range b.Events(0, "") {
 		if ev.Event == "connection" && ev.SID == sid {
 			return true
 		}
@@ -222,11 +224,11 @@ func owns(b *backend, sid string) bool {
 	return false
 }
 
-func sessionsSummary(bs []*backend, marks []int) string {
+func sessionsSummary(bs []*testkit.Backend, marks []int) string {
 	var parts []string
 	for i, b := range bs {
 		n := 0
-		for _, ev := range b.events(marks[i]) {
+		for _, ev := range b.Events(marks[i], "") {
 			if ev.Event == "connection" {
 				n++
 			}

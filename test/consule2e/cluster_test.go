@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"sioproxy/health/consultest"
+	"sioproxy/test/testkit"
 )
 
 // service is the Consul service name the backends register under and the proxy watches.
@@ -22,33 +21,11 @@ const service = "chat"
 // checkInterval is the interval of the HTTP checks Consul runs against the backends.
 const checkInterval = "1s"
 
-// backend is a node test/node/backend.js process (socket.io@4) named after its Consul service ID.
-type backend struct {
-	*proc
-	Name string
-	Port int
-}
-
-// URL is the backend's base URL.
-func (b *backend) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", b.Port) }
-
-// startBackend starts a socket.io@4 server and waits until it listens.
-func startBackend(t *testing.T, name string) *backend {
-	t.Helper()
-	port := freePort(t)
-	p := startProc(t, "backend "+name, nodeDir, false, nodeBin, "backend.js",
-		"--port", strconv.Itoa(port), "--name", name, "--version", "4")
-	if _, _, err := p.waitLine(0, 20*time.Second, func(l string) bool { return strings.Contains(l, `"event":"ready"`) }); err != nil {
-		t.Fatalf("backend %s: %v\n%s", name, err, p.tail(20))
-	}
-	return &backend{proc: p, Name: name, Port: port}
-}
-
 // cluster is a Consul dev agent, socket.io backends registered in it, and (once started) a proxy.
 type cluster struct {
 	agent  *consultest.Agent
 	consul *api.Client
-	bs     []*backend
+	bs     []*testkit.Backend
 	px     *proxyProc
 }
 
@@ -57,9 +34,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	c := &cluster{agent: consultest.Start(t)}
 	c.consul = c.agent.Client()
-	for i := range n {
-		c.bs = append(c.bs, startBackend(t, fmt.Sprintf("chat-%d", i+1)))
-	}
+	c.bs = testkit.StartBackends(t, n, "chat-%d", "4")
 	c.registerAll(t)
 	return c
 }
@@ -127,39 +102,29 @@ func (c *cluster) startProxy(t *testing.T) *proxyProc {
 	return c.px
 }
 
-// proxyProc is a running sioproxy with its client and admin listeners.
+// proxyProc is a running sioproxy with its admin listener and an HTTP client for it.
 type proxyProc struct {
-	*proc
-	Addr, Admin string
-	http        *http.Client
-	tags        map[string]string // sid tag -> backend id, from /backends
+	*testkit.Proxy
+	http *http.Client
+	tags map[string]string // sid tag -> backend id, from /backends
 }
 
-// launchProxy starts sioproxy on free ports with args and waits until both listeners accept.
+// launchProxy starts sioproxy on free ports (client and admin listeners) with args and waits until
+// both accept connections.
 func launchProxy(t *testing.T, args ...string) *proxyProc {
 	t.Helper()
 	px := &proxyProc{
-		Addr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		Admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		Proxy: testkit.StartProxy(t, testkit.ProxySpec{Admin: testkit.FreeAddr(t), Args: args}),
 		http:  &http.Client{Timeout: 10 * time.Second},
 	}
-	all := append([]string{"-listen", px.Addr, "-admin-listen", px.Admin}, args...)
-	px.proc = startProc(t, "sioproxy", moduleRoot, true, proxyBin, all...)
-	waitTCP(t, px.proc, px.Addr, 15*time.Second)
-	waitTCP(t, px.proc, px.Admin, 5*time.Second)
 	t.Cleanup(px.http.CloseIdleConnections)
 	return px
 }
 
-// URL is the proxy's client-facing base URL.
-func (p *proxyProc) URL() string { return "http://" + p.Addr }
-
-func (p *proxyProc) adminURL(path string) string { return "http://" + p.Admin + path }
-
 // get fetches an admin path and returns the status and body.
 func (p *proxyProc) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := p.http.Get(p.adminURL(path))
+	resp, err := p.http.Get(p.AdminURL(path))
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -174,7 +139,7 @@ func (p *proxyProc) get(t *testing.T, path string) (int, []byte) {
 // post sends an admin POST and returns the status and body.
 func (p *proxyProc) post(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := p.http.Post(p.adminURL(path), "text/plain", nil)
+	resp, err := p.http.Post(p.AdminURL(path), "text/plain", nil)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -238,15 +203,8 @@ func (p *proxyProc) waitStates(t *testing.T, want map[string]string, timeout tim
 	t.Helper()
 	start := time.Now()
 	var got map[string]string
-	for {
-		got = p.states(t)
-		if mapsEqual(got, want) {
-			break
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("/backends shows %v after %v, want %v", got, timeout, want)
-		}
-		pause()
+	if !testkit.WaitFor(timeout, func() bool { got = p.states(t); return mapsEqual(got, want) }) {
+		t.Fatalf("/backends shows %v after %v, want %v", got, timeout, want)
 	}
 	d := time.Since(start)
 	p.learnTags(t)
@@ -279,7 +237,7 @@ func mapsEqual[V comparable](a, b map[string]V) bool {
 }
 
 // pause is the polling period of the tests' waits on HTTP state (there is no event to wait on).
-func pause() { time.Sleep(20 * time.Millisecond) }
+func pause() { time.Sleep(testkit.PollInterval) }
 
 // metrics fetches and parses GET /metrics.
 func (p *proxyProc) metrics(t *testing.T) promMetrics {

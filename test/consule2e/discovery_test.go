@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // TestConsulSpreadAndMetrics: three socket.io@4 backends registered in Consul with HTTP checks, a
@@ -32,10 +34,10 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 	}
 
 	// Held sessions: the per-backend gauges must equal what the clients hold.
-	holdP := startHold(t, clientOpts{URL: px.URL(), Mode: "polling", N: 30})
-	holdU := startHold(t, clientOpts{URL: px.URL(), Mode: "upgrade", N: 15})
-	holdP.waitProgress(t, "all_acked", 30*time.Second)
-	holdU.waitProgress(t, "all_acked", 30*time.Second)
+	holdP := startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "polling", N: 30})
+	holdU := startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "upgrade", N: 15})
+	holdP.WaitProgress(t, "all_acked", 30*time.Second)
+	holdU.WaitProgress(t, "all_acked", 30*time.Second)
 	// An upgrade completes shortly after the first ack: wait for the 15 tunnels.
 	start := time.Now()
 	for m.sum("sioproxy_backend_tunnels") != 15 && time.Since(start) < 10*time.Second {
@@ -45,16 +47,16 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 	live := map[string]float64{}
 	tunnels := map[string]float64{}
 	heldHandshakes := map[string]float64{}
-	for _, h := range []*holdRun{holdP, holdU} {
-		sum := h.stop(t)
+	for _, h := range []*testkit.Hold{holdP, holdU} {
+		sum := h.Stop(t)
 		for _, s := range sum.Sessions {
 			if !s.OK || len(s.Backends) != 1 || len(s.Reconnects) > 0 {
-				t.Errorf("held %s session %d: ok %v, backends %v, reconnects %v, errors %q", h.opts.Mode, s.ID, s.OK, s.Backends, s.Reconnects, s.Errors)
+				t.Errorf("held %s session %d: ok %v, backends %v, reconnects %v, errors %q", h.Opts.Mode, s.ID, s.OK, s.Backends, s.Reconnects, s.Errors)
 				continue
 			}
 			live[s.FirstBackend]++
 			heldHandshakes[s.FirstBackend]++
-			if h.opts.Mode == "upgrade" {
+			if h.Opts.Mode == "upgrade" {
 				tunnels[s.FirstBackend]++
 			}
 		}
@@ -77,7 +79,7 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 	// Short sessions: 45 polling and 45 upgrading.
 	seen := map[string]int{}
 	for _, mode := range []string{"polling", "upgrade"} {
-		sum := runClients(t, clientOpts{URL: px.URL(), Mode: mode, N: 45})
+		sum := runClients(t, testkit.ClientOpts{URL: px.URL(), Mode: mode, N: 45})
 		requireAllOK(t, sum, 45)
 		for id, n := range sum.ByBackend {
 			seen[id] += n
@@ -163,13 +165,13 @@ func checkAvoided(t *testing.T, what string, obs []observation, victim string, t
 func TestConsulMaintenance(t *testing.T) {
 	c := newCluster(t, 3)
 	px := c.startProxy(t)
-	runs := []*holdRun{
-		startHold(t, clientOpts{URL: px.URL(), Mode: "polling", N: 24, Concurrency: 12}),
-		startHold(t, clientOpts{URL: px.URL(), Mode: "upgrade", N: 24, Concurrency: 12}),
+	runs := []*testkit.Hold{
+		startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "polling", N: 24, Concurrency: 12}),
+		startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "upgrade", N: 24, Concurrency: 12}),
 	}
 	var connectedAt int64
 	for _, h := range runs {
-		connectedAt = max(connectedAt, h.waitProgress(t, "all_acked", 30*time.Second))
+		connectedAt = max(connectedAt, h.WaitProgress(t, "all_acked", 30*time.Second))
 	}
 	// The least loaded backend is the one p2c prefers: before the maintenance it gets handshakes.
 	victim := lightest(t, px, 24)
@@ -191,13 +193,13 @@ func TestConsulMaintenance(t *testing.T) {
 	hsVictim, _ := m.value("sioproxy_handshakes_total", "backend", victim)
 
 	// Its existing sessions keep working: every session is acked after the drain took effect.
-	mark := nowMs()
+	mark := testkit.NowMs()
 	for _, h := range runs {
-		h.waitAckedAfter(t, mark, 5*time.Second)
+		h.WaitAckedAfter(t, mark, 5*time.Second)
 	}
 	// New real sessions avoid it (they also load the others, see below).
-	holdB := startHold(t, clientOpts{URL: px.URL(), Mode: "polling", N: 30, Concurrency: 15})
-	holdB.waitProgress(t, "all_acked", 30*time.Second)
+	holdB := startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "polling", N: 30, Concurrency: 15})
+	holdB.WaitProgress(t, "all_acked", 30*time.Second)
 	if v, _ := px.metrics(t).value("sioproxy_handshakes_total", "backend", victim); v != hsVictim {
 		t.Errorf("%s got %v new handshakes in maintenance", victim, v-hsVictim)
 	}
@@ -209,16 +211,16 @@ func TestConsulMaintenance(t *testing.T) {
 	}
 	onVictim := 0
 	for _, h := range runs {
-		sum := h.stop(t)
+		sum := h.Stop(t)
 		for _, s := range sum.Sessions {
 			if len(s.Disconnects) > 0 || len(s.Reconnects) > 0 || len(s.Errors) > 0 || len(s.Backends) != 1 {
 				t.Errorf("%s session %d on %s disturbed by the maintenance: disconnects %v, reconnects %v, errors %q, backends %v",
-					h.opts.Mode, s.ID, s.FirstBackend, s.Disconnects, s.Reconnects, s.Errors, s.Backends)
+					h.Opts.Mode, s.ID, s.FirstBackend, s.Disconnects, s.Reconnects, s.Errors, s.Backends)
 			}
 			if s.FirstBackend == victim {
 				onVictim++
 				if s.LastAckAt <= mark || s.AcksByBackend[victim] < 2 {
-					t.Errorf("%s session %d on %s: last ack %d ms after the drain, acks %v", h.opts.Mode, s.ID, victim, s.LastAckAt-mark, s.AcksByBackend)
+					t.Errorf("%s session %d on %s: last ack %d ms after the drain, acks %v", h.Opts.Mode, s.ID, victim, s.LastAckAt-mark, s.AcksByBackend)
 				}
 			}
 		}
@@ -251,7 +253,7 @@ func TestConsulMaintenance(t *testing.T) {
 	if onAt.IsZero() || onAt.Sub(t1) > returnBudget {
 		t.Errorf("%s got its first new session %v after maintenance ended, want <= %v", victim, since(t1, onAt), returnBudget)
 	}
-	sumB := holdB.stop(t)
+	sumB := holdB.Stop(t)
 	if sumB.ByBackend[victim] != 0 || sumB.Connected != 30 {
 		t.Errorf("sessions opened in maintenance: %d connected, per backend %v; want 30, none on %s", sumB.Connected, sumB.ByBackend, victim)
 	}
@@ -263,12 +265,12 @@ func TestConsulBackendKilled(t *testing.T) {
 	c := newCluster(t, 3)
 	px := c.startProxy(t)
 	victim := c.bs[1]
-	runs := []*holdRun{
-		startHold(t, clientOpts{URL: px.URL(), Mode: "polling", N: 30, Concurrency: 15}),
-		startHold(t, clientOpts{URL: px.URL(), Mode: "upgrade", N: 30, Concurrency: 15}),
+	runs := []*testkit.Hold{
+		startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "polling", N: 30, Concurrency: 15}),
+		startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "upgrade", N: 30, Concurrency: 15}),
 	}
 	for _, h := range runs {
-		h.waitProgress(t, "all_acked", 30*time.Second)
+		h.WaitProgress(t, "all_acked", 30*time.Second)
 	}
 	hsBefore, _ := px.metrics(t).value("sioproxy_handshakes_total", "backend", victim.Name)
 
@@ -291,9 +293,9 @@ func TestConsulBackendKilled(t *testing.T) {
 			}
 		}
 	}()
-	killAt := nowMs()
+	killAt := testkit.NowMs()
 	t0 := time.UnixMilli(killAt)
-	victim.kill()
+	victim.Kill()
 	obs := px.observe(t, victim.Name, 8*time.Second, drained)
 	close(stopWatch)
 	critAt := <-critical
@@ -308,14 +310,14 @@ func TestConsulBackendKilled(t *testing.T) {
 	}
 
 	for _, h := range runs {
-		h.waitAckedAfter(t, killAt, reconnectBudget+5*time.Second)
+		h.WaitAckedAfter(t, killAt, reconnectBudget+5*time.Second)
 	}
 	var affected, affectedPolling int
 	var slowest int64
 	for _, h := range runs {
-		sum := h.stop(t)
+		sum := h.Stop(t)
 		for _, s := range sum.Sessions {
-			label := fmt.Sprintf("%s session %d", h.opts.Mode, s.ID)
+			label := fmt.Sprintf("%s session %d", h.Opts.Mode, s.ID)
 			if s.FirstBackend != victim.Name {
 				if len(s.Disconnects) > 0 || len(s.Reconnects) > 0 || len(s.Errors) > 0 || len(s.Backends) != 1 {
 					t.Errorf("%s on %s (alive) disturbed: disconnects %v, reconnects %v, errors %q", label, s.FirstBackend, s.Disconnects, s.Reconnects, s.Errors)
@@ -323,7 +325,7 @@ func TestConsulBackendKilled(t *testing.T) {
 				continue
 			}
 			affected++
-			if h.opts.Mode == "polling" {
+			if h.Opts.Mode == "polling" {
 				affectedPolling++
 			}
 			if len(s.Reconnects) == 0 {
@@ -400,7 +402,7 @@ func TestConsulOutage(t *testing.T) {
 	if got := px.states(t); !mapsEqual(got, c.allStates("active")) {
 		t.Errorf("/backends with Consul down: %v, want the last set, all active", got)
 	}
-	sum := runClients(t, clientOpts{URL: px.URL(), Mode: "polling", N: 30})
+	sum := runClients(t, testkit.ClientOpts{URL: px.URL(), Mode: "polling", N: 30})
 	requireAllOK(t, sum, 30)
 	t.Logf("with Consul down: 30 new sessions per backend %v", sum.ByBackend)
 	for _, id := range c.names() {

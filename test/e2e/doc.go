@@ -5,6 +5,6 @@
 //
 //	go test ./test/e2e/
 //
-// TestMain builds ./cmd/sioproxy into tmp/sioproxy (or uses $SIOPROXY_BIN) and fails with a clear
+// TestMain (test/testkit) builds ./cmd/sioproxy once (or uses $SIOPROXY_BIN) and fails with a clear
 // message when node or test/node/node_modules is missing.
 package e2e

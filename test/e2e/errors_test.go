@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -43,8 +45,8 @@ func handshake(t *testing.T, base string) string {
 // TestUnknownSessionErrors checks that unknown sids get Engine.IO's own answer (400, JSON code 1) with
 // CORS headers a browser accepts, whether the proxy or the backend decides.
 func TestUnknownSessionErrors(t *testing.T) {
-	bs := startBackends(t, 3, "e", "4")
-	px := startProxy(t, "sioproxy", "", backendURLs(bs))
+	bs := testkit.StartBackends(t, 3, "e%d", "4")
+	px := startProxy(t, "sioproxy", "", testkit.BackendURLs(bs))
 	tagged := handshake(t, px.URL())
 	if _, ok := rawSID(tagged); !ok {
 		t.Fatalf("handshake sid %q is not tagged", tagged)
@@ -101,8 +103,8 @@ func flipCheck(sid string) string {
 
 // TestOversizedBody checks that a polling POST over 1 MB gets 413 rather than a dropped connection.
 func TestOversizedBody(t *testing.T) {
-	bs := startBackends(t, 1, "big", "4")
-	px := startProxy(t, "sioproxy", "", backendURLs(bs))
+	bs := testkit.StartBackends(t, 1, "big%d", "4")
+	px := startProxy(t, "sioproxy", "", testkit.BackendURLs(bs))
 	sid := handshake(t, px.URL())
 	status, err := postRaw(px.Addr, "/socket.io/?EIO=4&transport=polling&sid="+sid, 1_500_000)
 	if err != nil {
@@ -141,8 +143,8 @@ func postRaw(addr, path string, n int) (int, error) {
 // TestAllBackendsDown checks that a handshake with no reachable backend gets 502 or 503 at once.
 func TestAllBackendsDown(t *testing.T) {
 	dead := []string{
-		fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t)),
+		fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t)),
 	}
 	px := startProxy(t, "sioproxy", "", dead)
 	resp, err := httpClient.Get(px.URL() + "/socket.io/?EIO=4&transport=polling")
@@ -157,8 +159,8 @@ func TestAllBackendsDown(t *testing.T) {
 
 // TestOtherPaths checks that non-Engine.IO paths are proxied too.
 func TestOtherPaths(t *testing.T) {
-	bs := startBackends(t, 2, "o", "4")
-	px := startProxy(t, "sioproxy", "", backendURLs(bs))
+	bs := testkit.StartBackends(t, 2, "o%d", "4")
+	px := startProxy(t, "sioproxy", "", testkit.BackendURLs(bs))
 	resp, err := httpClient.Get(px.URL() + "/__name")
 	if err != nil {
 		t.Fatalf("GET /__name: %v", err)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // roundRobinFront is an L7 round robin in front of sioproxy replicas: every request (WebSocket
@@ -56,16 +58,16 @@ func startRoundRobinFront(t *testing.T, replicas []string) *roundRobinFront {
 // per-request round robin in front of them: with tagged sids either replica routes every request of a
 // session to its owner, so polling and upgrading sessions all succeed.
 func TestReplicasBehindRoundRobin(t *testing.T) {
-	bs := startBackends(t, 3, "r", "4")
-	pa := startProxy(t, "sioproxy replica A", "", backendURLs(bs))
-	pb := startProxy(t, "sioproxy replica B", "", backendURLs(bs))
+	bs := testkit.StartBackends(t, 3, "r%d", "4")
+	pa := startProxy(t, "sioproxy replica A", "", testkit.BackendURLs(bs))
+	pb := startProxy(t, "sioproxy replica B", "", testkit.BackendURLs(bs))
 	front := startRoundRobinFront(t, []string{pa.URL(), pb.URL()})
 
 	for _, m := range []struct{ mode, end string }{{"polling", "polling"}, {"upgrade", "websocket"}} {
 		t.Run(m.mode, func(t *testing.T) {
 			before := [2]int64{front.hits[0].Load(), front.hits[1].Load()}
 			start := time.Now()
-			sum := runClients(t, clientOpts{URL: front.srv.URL, Mode: m.mode, Version: "4", N: 100, Emits: 5})
+			sum := testkit.RunClients(t, testkit.ClientOpts{URL: front.srv.URL, Mode: m.mode, Version: "4", N: 100, Emits: 5})
 			a, b := front.hits[0].Load()-before[0], front.hits[1].Load()-before[1]
 			t.Logf("%d sessions in %v; requests via replica A %d, B %d; by backend %v", len(sum.Sessions), time.Since(start).Round(time.Millisecond), a, b, sum.ByBackend)
 			assertSessions(t, sum, 100, m.mode, m.end, bs, 0.15)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // modes are the client transport setups, with the transport each session must end on.
@@ -31,12 +33,12 @@ const (
 func TestStickySessions(t *testing.T) {
 	for _, version := range []string{"4", "2"} {
 		t.Run("socket.io@"+version, func(t *testing.T) {
-			bs := startBackends(t, 3, fmt.Sprintf("v%s-", version), version)
-			px := startProxy(t, "sioproxy v"+version, "", backendURLs(bs))
+			bs := testkit.StartBackends(t, 3, "v"+version+"-%d", version)
+			px := startProxy(t, "sioproxy v"+version, "", testkit.BackendURLs(bs))
 			for _, m := range modes {
 				t.Run(m.name, func(t *testing.T) {
 					start := time.Now()
-					sum := runClients(t, clientOpts{URL: px.URL(), Mode: m.name, Version: version, N: matrixSessions, Emits: matrixEmits})
+					sum := testkit.RunClients(t, testkit.ClientOpts{URL: px.URL(), Mode: m.name, Version: version, N: matrixSessions, Emits: matrixEmits})
 					t.Logf("%d sessions in %v (clients.js %d ms), by backend %v", len(sum.Sessions), time.Since(start).Round(time.Millisecond), sum.Ms, sum.ByBackend)
 					assertSessions(t, sum, matrixSessions, m.name, m.endTransport, bs, 0.25)
 					assertOwnersSawRequests(t, sum, bs, m.minRequests(matrixEmits))
@@ -50,7 +52,7 @@ func TestStickySessions(t *testing.T) {
 // assertSessions checks a run-mode summary of the given client mode: n sessions, all ok, each on one
 // backend and ending on endTransport, each sid tagged (unless WebSocket-only), and each backend given
 // at least minShare of the sessions.
-func assertSessions(t *testing.T, sum clientSummary, n int, mode, endTransport string, bs []*backend, minShare float64) {
+func assertSessions(t *testing.T, sum testkit.ClientSummary, n int, mode, endTransport string, bs []*testkit.Backend, minShare float64) {
 	t.Helper()
 	if len(sum.Sessions) != n {
 		t.Fatalf("got %d sessions, want %d", len(sum.Sessions), n)
@@ -96,13 +98,13 @@ func assertSessions(t *testing.T, sum clientSummary, n int, mode, endTransport s
 // assertOwnersSawRequests cross-checks the clients' view with the backends' logs: the raw sid of every
 // session was created on the backend its acks named, and that backend counted at least minRequests
 // requests for it by the time the session ended.
-func assertOwnersSawRequests(t *testing.T, sum clientSummary, bs []*backend, minRequests int) {
+func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*testkit.Backend, minRequests int) {
 	t.Helper()
-	byName := map[string]*backend{}
+	byName := map[string]*testkit.Backend{}
 	owner := map[string]string{}
 	for _, b := range bs {
 		byName[b.Name] = b
-		for _, e := range b.events("connection") {
+		for _, e := range b.Events(0, "connection") {
 			owner[e.SID] = b.Name
 		}
 	}
@@ -126,12 +128,12 @@ func assertOwnersSawRequests(t *testing.T, sum clientSummary, bs []*backend, min
 	}
 	for name, sids := range want {
 		b := byName[name]
-		if err := b.waitDisconnects(sids, 15*time.Second); err != nil {
+		if err := waitDisconnects(b, sids, 15*time.Second); err != nil {
 			t.Errorf("%v", err)
 			continue
 		}
 		low := 0
-		for _, e := range b.events("disconnect") {
+		for _, e := range b.Events(0, "disconnect") {
 			if sids[e.SID] && e.Requests < minRequests {
 				low++
 				if low <= 3 {

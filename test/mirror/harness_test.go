@@ -1,21 +1,14 @@
 package mirrore2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,121 +18,39 @@ import (
 	"sioproxy/proxy"
 	"sioproxy/proxy/mirror"
 	"sioproxy/sticky"
-)
-
-var (
-	dir     string // test/mirror
-	nodeBin string
+	"sioproxy/test/testkit"
 )
 
 func TestMain(m *testing.M) {
-	wd, err := os.Getwd()
-	if err == nil {
-		dir = wd
-		nodeBin, err = exec.LookPath("node")
-	}
-	if err == nil {
-		for _, pkg := range []string{"socket.io", "socket.io-client", "socket.io-v2", "socket.io-client-v2"} {
-			if _, serr := os.Stat(filepath.Join(dir, "..", "node", "node_modules", pkg, "package.json")); serr != nil {
-				err = fmt.Errorf("test/node/node_modules/%s is missing: run `cd test/node && npm ci`", pkg)
-			}
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mirror e2e: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
+	testkit.Main(m, testkit.Requirements{
+		Package:     "mirror",
+		NodeModules: []string{"socket.io", "socket.io-client", "socket.io-v2", "socket.io-client-v2"},
+	})
 }
+
+// dir is this package's directory (server.js, clients.js).
+func dir() string { return filepath.Join(testkit.Root(), "test", "mirror") }
 
 // server is one node server.js process.
 type server struct {
+	*testkit.Proc
 	name string
 	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *bytes.Buffer
-	mu   *sync.Mutex
 }
 
 func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
-// kill SIGKILLs the server and waits for it.
-func (s *server) kill() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
-}
-
-// startServer starts server.js in a role (primary or shadow) and Socket.IO version (4 or 2).
+// startServer starts server.js in a role (primary or shadow) and Socket.IO version (4 or 2) and
+// waits until it listens.
 func startServer(t *testing.T, name, role, version string) *server {
 	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(nodeBin, "server.js", "--port", fmt.Sprint(port), "--name", name, "--role", role, "--version", version)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	port := testkit.FreePort(t)
+	p := testkit.Start(t, testkit.Command{Name: name, Dir: dir(), Bin: testkit.Node(),
+		Args: []string{"server.js", "--port", fmt.Sprint(port), "--name", name, "--role", role, "--version", version}})
+	if _, _, err := p.WaitLine(0, 15*time.Second, func(l string) bool { return strings.Contains(l, `"ready"`) }); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, p.Tail(20))
 	}
-	s := &server{name: name, port: port, cmd: cmd, done: make(chan struct{}), out: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	cmd.Stderr = &lockedWriter{s.mu, s.out}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"ready"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-		cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		s.kill()
-		if t.Failed() {
-			s.mu.Lock()
-			t.Logf("%s stderr: %s", name, s.out.String())
-			s.mu.Unlock()
-		}
-	})
-	select {
-	case <-ready:
-	case <-s.done:
-		t.Fatalf("%s exited before ready: %s", name, s.out.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("%s not ready within 15 s", name)
-	}
-	return s
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return &server{Proc: p, name: name, port: port}
 }
 
 // getJSON GETs a URL into v.
@@ -223,21 +134,18 @@ type summary struct {
 	Welcome       int       `json:"welcome"`
 }
 
-func (s summary) p99() float64 {
-	v := append([]float64(nil), s.Latencies...)
-	sort.Float64s(v)
+// percentile returns the q-quantile (0..1) of v, nearest rank below; 0 for no samples.
+func percentile(v []float64, q float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
-	return v[min(len(v)-1, int(0.99*float64(len(v))))]
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[min(len(v)-1, int(q*float64(len(v))))]
 }
 
-// clientsCmd starts clients.js; wait with (*clientRun).wait.
-type clientRun struct {
-	cmd    *exec.Cmd
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-}
+// clientRun is a running clients.js; wait with (*clientRun).wait.
+type clientRun struct{ *testkit.Proc }
 
 func startClients(t *testing.T, url, mode, version, tag string, n, emits int) *clientRun {
 	t.Helper()
@@ -247,26 +155,20 @@ func startClients(t *testing.T, url, mode, version, tag string, n, emits int) *c
 // startClientsC is startClients with a concurrency.
 func startClientsC(t *testing.T, url, mode, version, tag string, n, emits, concurrency int) *clientRun {
 	t.Helper()
-	r := &clientRun{}
-	r.cmd = exec.Command(nodeBin, "clients.js", "--url", url, "--mode", mode, "--n", fmt.Sprint(n),
-		"--emits", fmt.Sprint(emits), "--version", version, "--tag", tag, "--concurrency", fmt.Sprint(concurrency))
-	r.cmd.Dir = dir
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return &clientRun{testkit.Start(t, testkit.Command{Name: "clients " + tag, Dir: dir(), Bin: testkit.Node(),
+		Args: []string{"clients.js", "--url", url, "--mode", mode, "--n", fmt.Sprint(n), "--emits", fmt.Sprint(emits),
+			"--version", version, "--tag", tag, "--concurrency", fmt.Sprint(concurrency)}})}
 }
 
 func (r *clientRun) wait(t *testing.T) summary {
 	t.Helper()
-	if err := r.cmd.Wait(); err != nil {
-		t.Fatalf("clients.js: %v: %s", err, r.stderr.String())
+	if err := r.Wait(testkit.ClientsRunTimeout); err != nil {
+		t.Fatalf("%s: %v\n%s", r.Name, err, r.Tail(20))
 	}
+	out := strings.Join(r.Stdout(), "\n")
 	var s summary
-	if err := json.Unmarshal(r.stdout.Bytes(), &s); err != nil {
-		t.Fatalf("clients.js output %q: %v (stderr %s)", r.stdout.String(), err, r.stderr.String())
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%s output %q: %v\n%s", r.Name, out, err, r.Tail(20))
 	}
 	return s
 }

@@ -1,0 +1,106 @@
+package testkit
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BackendReadyTimeout bounds the wait for the ready line of a backend started by StartBackends.
+const BackendReadyTimeout = 30 * time.Second
+
+// Backend is a running test/node/backend.js: a real Socket.IO server of major version 4 or 2.
+type Backend struct {
+	*Proc
+	Name    string
+	Version string
+	Port    int
+}
+
+// BackendEvent is one JSON line of backend.js (see its header for the events).
+type BackendEvent struct {
+	Event     string `json:"event"`
+	SID       string `json:"sid"`
+	Transport string `json:"transport"`
+	Reason    string `json:"reason"`
+	Requests  int    `json:"requests"`
+	Code      int    `json:"code"`
+	Message   string `json:"message"`
+	URL       string `json:"url"`
+}
+
+// URL is the backend's base URL.
+func (b *Backend) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", b.Port) }
+
+// LaunchBackend starts backend.js on a free port without waiting for it to listen (see WaitReady).
+func LaunchBackend(t testing.TB, name, version string) *Backend {
+	t.Helper()
+	port := FreePort(t)
+	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(),
+		Args: []string{"backend.js", "--port", strconv.Itoa(port), "--name", name, "--version", version}})
+	return &Backend{Proc: p, Name: name, Version: version, Port: port}
+}
+
+// LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.
+func LaunchBackends(t testing.TB, n int, format, version string) []*Backend {
+	t.Helper()
+	bs := make([]*Backend, n)
+	for i := range bs {
+		bs[i] = LaunchBackend(t, fmt.Sprintf(format, i+1), version)
+	}
+	return bs
+}
+
+// WaitReady waits until every backend has printed its ready line.
+func WaitReady(t testing.TB, timeout time.Duration, bs ...*Backend) {
+	t.Helper()
+	for _, b := range bs {
+		if _, _, err := b.WaitLine(0, timeout, HasEvent("ready")); err != nil {
+			t.Fatalf("backend %s: %v\n%s", b.Name, err, b.Tail(20))
+		}
+	}
+}
+
+// StartBackends launches n backends (see LaunchBackends) and waits until they listen.
+func StartBackends(t testing.TB, n int, format, version string) []*Backend {
+	t.Helper()
+	bs := LaunchBackends(t, n, format, version)
+	WaitReady(t, BackendReadyTimeout, bs...)
+	return bs
+}
+
+// Events decodes the backend's event lines from index from on; kind "" keeps every event.
+func (b *Backend) Events(from int, kind string) []BackendEvent {
+	var out []BackendEvent
+	for _, e := range DecodeLines[BackendEvent](b.Texts(from)) {
+		if e.Event != "" && (kind == "" || e.Event == kind) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WaitEvent waits for an event of kind for sid, printed at line from or later.
+func (b *Backend) WaitEvent(from int, timeout time.Duration, kind, sid string) (BackendEvent, error) {
+	ev, _, err := WaitJSON(b.Proc, from, timeout, func(e BackendEvent) bool { return e.Event == kind && e.SID == sid })
+	return ev, err
+}
+
+// BackendURLs returns the base URL of each backend.
+func BackendURLs(bs []*Backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.URL()
+	}
+	return out
+}
+
+// BackendNames returns the name of each backend.
+func BackendNames(bs []*Backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.Name
+	}
+	return out
+}
