@@ -8,15 +8,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"sioproxy/eioproto"
 )
 
 // transport is the Engine.IO channel a Conn currently sends on.
 type transport interface {
 	name() string
 	// send writes or queues pkts; it must not block on the network for long.
-	send(pkts []Packet) error
+	send(pkts []eioproto.Packet) error
 	// shutdown sends last (best effort, bounded by timeout) then releases the transport.
-	shutdown(last []Packet, timeout time.Duration)
+	shutdown(last []eioproto.Packet, timeout time.Duration)
 	// abort releases the transport at once; blocked I/O returns.
 	abort()
 }
@@ -54,7 +56,7 @@ type Conn struct {
 	connectCh chan error // first CONNECT answer
 
 	// reader state: touched only by the one goroutine delivering packets at a time.
-	partial     *SocketIOPacket
+	partial     *eioproto.SocketIOPacket
 	partialAtts [][]byte
 	connected   bool // the CONNECT answer came
 
@@ -121,8 +123,8 @@ func (c *Conn) firstErr(err error) error {
 }
 
 // parseOpen validates the first packet of a session and stores its parameters.
-func (c *Conn) parseOpen(op string, pkts []Packet) ([]Packet, error) {
-	if len(pkts) == 0 || pkts[0].Type != PacketOpen || pkts[0].Binary {
+func (c *Conn) parseOpen(op string, pkts []eioproto.Packet) ([]eioproto.Packet, error) {
+	if len(pkts) == 0 || pkts[0].Type != eioproto.PacketOpen || pkts[0].Binary {
 		return nil, &Error{Kind: KindHandshake, Op: op, Err: errors.New("first packet is not open")}
 	}
 	if err := json.Unmarshal(pkts[0].Data, &c.open); err != nil {
@@ -142,7 +144,7 @@ func (c *Conn) startHeartbeat() {
 	c.deadTimer = time.AfterFunc(limit, func() { c.checkAlive(limit) })
 	if c.eio == 3 {
 		c.pingTimer = time.AfterFunc(interval, func() {
-			if c.send(Packet{Type: PacketPing}) == nil {
+			if c.send(eioproto.Packet{Type: eioproto.PacketPing}) == nil {
 				c.pingTimer.Reset(interval)
 			}
 		})
@@ -164,7 +166,7 @@ func (c *Conn) checkAlive(limit time.Duration) {
 }
 
 // send writes pkts on the current transport.
-func (c *Conn) send(pkts ...Packet) error {
+func (c *Conn) send(pkts ...eioproto.Packet) error {
 	select {
 	case <-c.done:
 		return c.err
@@ -225,8 +227,8 @@ func (c *Conn) Close() error {
 			c.trMu.RLock()
 			tr := c.tr
 			c.trMu.RUnlock()
-			disc := AppendSocketIO(nil, SocketIOPacket{Type: SIODisconnect, Nsp: c.opts.Namespace, ID: NoAck})
-			tr.shutdown([]Packet{{Type: PacketMessage, Data: disc}, {Type: PacketClose}}, c.opts.Timeout)
+			disc := eioproto.AppendSocketIO(nil, eioproto.SocketIOPacket{Type: eioproto.SIODisconnect, Nsp: c.opts.Namespace, ID: eioproto.NoAck})
+			tr.shutdown([]eioproto.Packet{{Type: eioproto.PacketMessage, Data: disc}, {Type: eioproto.PacketClose}}, c.opts.Timeout)
 		}
 		c.fail(&Error{Kind: KindClosed, Op: "close", Err: ErrClosed})
 		c.wg.Wait()
@@ -280,7 +282,7 @@ func (c *Conn) OnEvent(h func(*Event)) {
 
 // Emit sends an event without an ack. Top-level []byte arguments are sent as binary attachments.
 func (c *Conn) Emit(event string, args ...any) error {
-	return c.emit(event, args, NoAck)
+	return c.emit(event, args, eioproto.NoAck)
 }
 
 // EmitAckFunc sends an event that asks for an ack and returns at once; fn gets the ack (or the
@@ -352,7 +354,7 @@ func (c *Conn) emit(event string, args []any, id int64) error {
 	if event == "" {
 		return &Error{Kind: KindOther, Op: "emit", Err: errors.New("empty event name")}
 	}
-	return c.sendSIO(SIOEvent, event, args, id)
+	return c.sendSIO(eioproto.SIOEvent, event, args, id)
 }
 
 // sendSIO encodes an event or ack (binary variant when args hold []byte) and sends it.
@@ -361,15 +363,15 @@ func (c *Conn) sendSIO(typ int, head string, args []any, id int64) error {
 	if err != nil {
 		return &Error{Kind: KindOther, Op: "emit", Err: err}
 	}
-	p := SocketIOPacket{Type: typ, Nsp: c.opts.Namespace, ID: id, Data: data}
+	p := eioproto.SocketIOPacket{Type: typ, Nsp: c.opts.Namespace, ID: id, Data: data}
 	if len(atts) > 0 {
-		p.Type += SIOBinaryEvent - SIOEvent
+		p.Type += eioproto.SIOBinaryEvent - eioproto.SIOEvent
 		p.Attachments = len(atts)
 	}
-	pkts := make([]Packet, 0, 1+len(atts))
-	pkts = append(pkts, Packet{Type: PacketMessage, Data: AppendSocketIO(make([]byte, 0, len(data)+16), p)})
+	pkts := make([]eioproto.Packet, 0, 1+len(atts))
+	pkts = append(pkts, eioproto.Packet{Type: eioproto.PacketMessage, Data: eioproto.AppendSocketIO(make([]byte, 0, len(data)+16), p)})
 	for _, a := range atts {
-		pkts = append(pkts, Packet{Type: PacketMessage, Data: a, Binary: true})
+		pkts = append(pkts, eioproto.Packet{Type: eioproto.PacketMessage, Data: a, Binary: true})
 	}
 	return c.send(pkts...)
 }

@@ -10,7 +10,7 @@
 // "b4"+base64 binary records, XHR2 binary framing in responses) and send the heartbeat pings
 // themselves; v4 sessions use 0x1e-separated payloads and answer the server's pings. On top,
 // Socket.IO protocol 4 (socket.io 2.x: the server connects "/" implicitly) or 5 (the client sends
-// CONNECT) is chosen from the Engine.IO revision.
+// CONNECT) is chosen from the Engine.IO revision. The wire codecs are package eioproto's.
 //
 // A Conn is safe for concurrent use. Errors carry a Kind so that a load generator can count them.
 package eioclient

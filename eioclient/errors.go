@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+
+	"sioproxy/eioproto"
 )
 
 // Kind classifies an error for counting (a load generator reports errors by kind).
@@ -70,7 +72,7 @@ func classify(err error) Kind {
 		return KindDial
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
 		return KindTimeout
-	case errors.Is(err, ErrBadPacket), errors.Is(err, ErrBadLength), errors.Is(err, ErrEmptyPayload):
+	case errors.Is(err, eioproto.ErrBadPacket), errors.Is(err, eioproto.ErrBadLength), errors.Is(err, eioproto.ErrEmptyPayload):
 		return KindProtocol
 	case errors.Is(err, ErrClosed):
 		return KindClosed

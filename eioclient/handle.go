@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"sioproxy/eioproto"
 )
 
 // Event is a server-sent Socket.IO event.
@@ -18,34 +20,34 @@ type Event struct {
 }
 
 // WantsAck reports whether the server asked for an ack.
-func (e *Event) WantsAck() bool { return e.id != NoAck }
+func (e *Event) WantsAck() bool { return e.id != eioproto.NoAck }
 
 // Ack answers the event's ack request ([]byte arguments become attachments). It is a no-op when
 // no ack was asked for.
 func (e *Event) Ack(args ...any) error {
-	if e.id == NoAck {
+	if e.id == eioproto.NoAck {
 		return nil
 	}
-	return e.c.sendSIO(SIOAck, "", args, e.id)
+	return e.c.sendSIO(eioproto.SIOAck, "", args, e.id)
 }
 
 // handle processes one received Engine.IO packet. Only one goroutine calls it at a time.
-func (c *Conn) handle(p Packet) {
+func (c *Conn) handle(p eioproto.Packet) {
 	c.lastRecv.Store(time.Now().UnixNano())
 	switch p.Type {
-	case PacketClose:
+	case eioproto.PacketClose:
 		c.fail(&Error{Kind: KindClosed, Op: "read", Err: errors.New("server sent close")})
-	case PacketPing:
+	case eioproto.PacketPing:
 		if c.eio == 4 {
-			_ = c.send(Packet{Type: PacketPong, Data: p.Data})
+			_ = c.send(eioproto.Packet{Type: eioproto.PacketPong, Data: p.Data})
 		}
-	case PacketMessage:
+	case eioproto.PacketMessage:
 		c.handleMessage(p)
 	}
 }
 
 // handleMessage reassembles binary packets and dispatches Socket.IO packets.
-func (c *Conn) handleMessage(p Packet) {
+func (c *Conn) handleMessage(p eioproto.Packet) {
 	if p.Binary {
 		if c.partial == nil {
 			return // an attachment nobody announced: ignore, as socket.io-client does
@@ -58,7 +60,7 @@ func (c *Conn) handleMessage(p Packet) {
 		}
 		return
 	}
-	sp, err := DecodeSocketIO(p.Data)
+	sp, err := eioproto.DecodeSocketIO(p.Data)
 	if err != nil {
 		c.fail(&Error{Kind: KindProtocol, Op: "read", Err: err})
 		return
@@ -71,12 +73,12 @@ func (c *Conn) handleMessage(p Packet) {
 }
 
 // dispatch acts on one complete Socket.IO packet.
-func (c *Conn) dispatch(sp SocketIOPacket, atts [][]byte) {
+func (c *Conn) dispatch(sp eioproto.SocketIOPacket, atts [][]byte) {
 	if sp.Nsp != c.opts.Namespace {
 		return
 	}
 	switch sp.Type {
-	case SIOConnect:
+	case eioproto.SIOConnect:
 		if c.connected {
 			return // a repeated answer changes nothing
 		}
@@ -89,13 +91,13 @@ func (c *Conn) dispatch(sp SocketIOPacket, atts [][]byte) {
 		}
 		c.sioSID = ans.SID
 		c.answerConnect(nil)
-	case SIOConnectError:
+	case eioproto.SIOConnectError:
 		c.answerConnect(&Error{Kind: KindConnect, Op: "connect", Err: fmt.Errorf("refused: %s", sp.Data)})
-	case SIODisconnect:
+	case eioproto.SIODisconnect:
 		c.fail(&Error{Kind: KindClosed, Op: "read", Err: errors.New("server disconnected the socket")})
-	case SIOEvent, SIOBinaryEvent:
+	case eioproto.SIOEvent, eioproto.SIOBinaryEvent:
 		c.dispatchEvent(sp, atts)
-	case SIOAck, SIOBinaryAck:
+	case eioproto.SIOAck, eioproto.SIOBinaryAck:
 		fn := c.takeAck(sp.ID)
 		if fn == nil {
 			return
@@ -118,7 +120,7 @@ func (c *Conn) answerConnect(err error) {
 }
 
 // dispatchEvent decodes an event and hands it to the handler.
-func (c *Conn) dispatchEvent(sp SocketIOPacket, atts [][]byte) {
+func (c *Conn) dispatchEvent(sp eioproto.SocketIOPacket, atts [][]byte) {
 	h := c.onEvent.Load()
 	if h == nil {
 		return

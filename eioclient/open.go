@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"sioproxy/eioproto"
 )
 
 // dial runs the handshake, the Socket.IO connect and the upgrade.
 func (c *Conn) dial(ctx context.Context) error {
-	var rest []Packet
+	var rest []eioproto.Packet
 	var start func()
 	var err error
 	if c.opts.Mode == WebSocket {
@@ -23,8 +25,8 @@ func (c *Conn) dial(ctx context.Context) error {
 	c.startHeartbeat()
 	if c.eio == 4 || c.opts.Namespace != "/" {
 		// Protocol 5 always connects explicitly; protocol 4 only for non-default namespaces.
-		pkt := AppendSocketIO(nil, SocketIOPacket{Type: SIOConnect, Nsp: c.opts.Namespace, ID: NoAck})
-		if err := c.send(Packet{Type: PacketMessage, Data: pkt}); err != nil {
+		pkt := eioproto.AppendSocketIO(nil, eioproto.SocketIOPacket{Type: eioproto.SIOConnect, Nsp: c.opts.Namespace, ID: eioproto.NoAck})
+		if err := c.send(eioproto.Packet{Type: eioproto.PacketMessage, Data: pkt}); err != nil {
 			return err
 		}
 	}
@@ -57,7 +59,7 @@ func (c *Conn) setTransport(tr transport) {
 
 // openPolling performs the polling handshake. It returns the packets that followed the open
 // packet and a function that starts the polling loops.
-func (c *Conn) openPolling(ctx context.Context) ([]Packet, func(), error) {
+func (c *Conn) openPolling(ctx context.Context) ([]eioproto.Packet, func(), error) {
 	p := newPolling(c)
 	c.setTransport(p)
 	pkts, err := p.handshake(ctx)
@@ -72,7 +74,7 @@ func (c *Conn) openPolling(ctx context.Context) ([]Packet, func(), error) {
 }
 
 // openWebSocket performs a WebSocket-only handshake: the first message is the open packet.
-func (c *Conn) openWebSocket(ctx context.Context) ([]Packet, func(), error) {
+func (c *Conn) openWebSocket(ctx context.Context) ([]eioproto.Packet, func(), error) {
 	w, err := dialWS(ctx, c, "handshake", "")
 	if err != nil {
 		return nil, nil, err
@@ -89,7 +91,7 @@ func (c *Conn) openWebSocket(ctx context.Context) ([]Packet, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rest, err := c.parseOpen("handshake", []Packet{p})
+	rest, err := c.parseOpen("handshake", []eioproto.Packet{p})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,7 +125,7 @@ func (c *Conn) upgrade(ctx context.Context) error {
 			w.abort()
 		}
 	}()
-	if err := w.send([]Packet{{Type: PacketPing, Data: []byte("probe")}}); err != nil {
+	if err := w.send([]eioproto.Packet{{Type: eioproto.PacketPing, Data: []byte("probe")}}); err != nil {
 		return fail(err)
 	}
 	deadline, _ := ctx.Deadline()
@@ -131,7 +133,7 @@ func (c *Conn) upgrade(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	if pong.Type != PacketPong || string(pong.Data) != "probe" || pong.Binary {
+	if pong.Type != eioproto.PacketPong || string(pong.Data) != "probe" || pong.Binary {
 		return fail(fmt.Errorf("probe answered with packet type %d %q", pong.Type, pong.Data))
 	}
 	p.pause()
@@ -144,7 +146,7 @@ func (c *Conn) upgrade(ctx context.Context) error {
 			return fail(fmt.Errorf("polling did not pause: %w", ctx.Err()))
 		}
 	}
-	if err := w.send([]Packet{{Type: PacketUpgrade}}); err != nil {
+	if err := w.send([]eioproto.Packet{{Type: eioproto.PacketUpgrade}}); err != nil {
 		return fail(err)
 	}
 	c.trMu.Lock()

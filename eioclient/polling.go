@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"sioproxy/eioproto"
 )
 
 // polling is the long-polling transport: one GET loop and one POST loop, each with at most one
@@ -21,7 +23,7 @@ type polling struct {
 	tseq  atomic.Uint64
 
 	mu      sync.Mutex
-	queue   []Packet
+	queue   []eioproto.Packet
 	paused  bool // upgrade in progress: no new requests
 	closing bool // Close: exit the POST loop once the queue is flushed
 
@@ -98,15 +100,15 @@ func (p *polling) request(op, method, uri string, body []byte, deadline time.Tim
 }
 
 // decode decodes a response payload for the Conn's Engine.IO revision.
-func (p *polling) decode(body []byte) ([]Packet, error) {
+func (p *polling) decode(body []byte) ([]eioproto.Packet, error) {
 	if p.c.eio == 3 {
-		return DecodePayloadV3(body)
+		return eioproto.DecodePayloadV3(body)
 	}
-	return DecodePayloadV4(body)
+	return eioproto.DecodePayloadV4(body)
 }
 
 // handshake performs the opening GET and returns its packets.
-func (p *polling) handshake(ctx context.Context) ([]Packet, error) {
+func (p *polling) handshake(ctx context.Context) ([]eioproto.Packet, error) {
 	deadline, _ := ctx.Deadline()
 	body, err := p.request("handshake", fasthttp.MethodGet, p.url(""), nil, deadline)
 	if err != nil {
@@ -182,9 +184,9 @@ func (p *polling) postLoop() {
 		p.mu.Unlock()
 		if len(batch) > 0 {
 			if c.eio == 3 {
-				buf = AppendPayloadV3(buf[:0], batch)
+				buf = eioproto.AppendPayloadV3(buf[:0], batch)
 			} else {
-				buf = AppendPayloadV4(buf[:0], batch)
+				buf = eioproto.AppendPayloadV4(buf[:0], batch)
 			}
 			if _, err := p.request("post", fasthttp.MethodPost, p.url(c.open.SID), buf, time.Now().Add(c.opts.Timeout)); err != nil {
 				c.fail(err)
@@ -201,7 +203,7 @@ func (p *polling) postLoop() {
 }
 
 // send queues pkts for the next POST.
-func (p *polling) send(pkts []Packet) error {
+func (p *polling) send(pkts []eioproto.Packet) error {
 	p.mu.Lock()
 	p.queue = append(p.queue, pkts...)
 	p.mu.Unlock()
@@ -218,7 +220,7 @@ func (p *polling) pause() {
 }
 
 // takeQueue returns and clears the packets queued while paused.
-func (p *polling) takeQueue() []Packet {
+func (p *polling) takeQueue() []eioproto.Packet {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.queue
@@ -227,7 +229,7 @@ func (p *polling) takeQueue() []Packet {
 }
 
 // shutdown POSTs last after the queue, waits for it (at most timeout), then aborts.
-func (p *polling) shutdown(last []Packet, timeout time.Duration) {
+func (p *polling) shutdown(last []eioproto.Packet, timeout time.Duration) {
 	p.mu.Lock()
 	running := !p.paused
 	p.queue = append(p.queue, last...)

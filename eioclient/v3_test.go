@@ -1,6 +1,7 @@
 package eioclient
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -89,4 +90,11 @@ func TestHeartbeatTimeout(t *testing.T) {
 	if err := c.Emit("x"); KindOf(err) != KindPing {
 		t.Fatalf("Emit on a dead Conn = %v, want the ping error", err)
 	}
+}
+
+func newTestCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

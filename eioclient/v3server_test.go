@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"sioproxy/eioproto"
 )
 
 // v3Server is a tiny Engine.IO v3 + Socket.IO protocol 4 server (the socket.io 2.x behaviour:
@@ -35,12 +37,12 @@ type v3Session struct {
 	id  string
 
 	mu    sync.Mutex
-	queue []Packet
+	queue []eioproto.Packet
 	ws    *websocket.Conn // set once the session is on WebSocket
 	wake  chan struct{}
 
 	hmu     sync.Mutex // handle: POSTs may come on different connections
-	partial *SocketIOPacket
+	partial *eioproto.SocketIOPacket
 	atts    [][]byte
 }
 
@@ -100,7 +102,7 @@ func (s *v3Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sess.poll(w)
 	default:
 		body, _ := io.ReadAll(r.Body)
-		pkts, err := DecodePayloadV3(body)
+		pkts, err := eioproto.DecodePayloadV3(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -125,17 +127,17 @@ func (s *v3Server) newSession() *v3Session {
 func (ss *v3Session) greet() {
 	open := fmt.Sprintf(`{"sid":%q,"upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d}`,
 		ss.id, ss.srv.pingInterval.Milliseconds(), 5*ss.srv.pingInterval.Milliseconds())
-	ss.send(txt(PacketOpen, open), txt(PacketMessage, "0"),
-		txt(PacketMessage, `51-["hello","v3",{"_placeholder":true,"num":0}]`), bin(PacketMessage, 7, 7))
+	ss.send(txt(eioproto.PacketOpen, open), txt(eioproto.PacketMessage, "0"),
+		txt(eioproto.PacketMessage, `51-["hello","v3",{"_placeholder":true,"num":0}]`), bin(eioproto.PacketMessage, 7, 7))
 }
 
 // send queues packets for the next poll, or writes them when on WebSocket.
-func (ss *v3Session) send(pkts ...Packet) {
+func (ss *v3Session) send(pkts ...eioproto.Packet) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.ws != nil {
 		for _, p := range pkts {
-			data, isBin := AppendFrame(nil, 3, p)
+			data, isBin := eioproto.AppendFrame(nil, 3, p)
 			mt := websocket.TextMessage
 			if isBin {
 				mt = websocket.BinaryMessage
@@ -164,17 +166,17 @@ func (ss *v3Session) poll(w http.ResponseWriter) {
 			}
 			if hasBin && ss.srv.binaryFraming {
 				w.Header().Set("Content-Type", "application/octet-stream")
-				_, _ = w.Write(appendBinaryPayloadV3(nil, q))
+				_, _ = w.Write(eioproto.AppendBinaryPayloadV3(nil, q))
 			} else {
 				w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-				_, _ = w.Write(AppendPayloadV3(nil, q))
+				_, _ = w.Write(eioproto.AppendPayloadV3(nil, q))
 			}
 			return
 		}
 		select {
 		case <-ss.wake:
 		case <-t.C:
-			ss.send(txt(PacketNoop, ""))
+			ss.send(txt(eioproto.PacketNoop, ""))
 		}
 	}
 }
@@ -187,15 +189,15 @@ func (ss *v3Session) upgrade(conn *websocket.Conn) {
 		if err != nil {
 			return
 		}
-		p, err := DecodeFrame(3, mt == websocket.BinaryMessage, msg)
+		p, err := eioproto.DecodeFrame(3, mt == websocket.BinaryMessage, msg)
 		if err != nil {
 			return
 		}
 		switch {
-		case p.Type == PacketPing && string(p.Data) == "probe":
+		case p.Type == eioproto.PacketPing && string(p.Data) == "probe":
 			_ = conn.WriteMessage(websocket.TextMessage, []byte("3probe"))
-			ss.send(txt(PacketNoop, "")) // end the pending poll
-		case p.Type == PacketUpgrade:
+			ss.send(txt(eioproto.PacketNoop, "")) // end the pending poll
+		case p.Type == eioproto.PacketUpgrade:
 			ss.mu.Lock()
 			q := ss.queue
 			ss.queue = nil
@@ -217,7 +219,7 @@ func (ss *v3Session) readWS(conn *websocket.Conn) {
 		if err != nil {
 			return
 		}
-		p, err := DecodeFrame(3, mt == websocket.BinaryMessage, msg)
+		p, err := eioproto.DecodeFrame(3, mt == websocket.BinaryMessage, msg)
 		if err != nil {
 			return
 		}
@@ -226,19 +228,19 @@ func (ss *v3Session) readWS(conn *websocket.Conn) {
 }
 
 // handle answers pings and acks events with their own arguments.
-func (ss *v3Session) handle(p Packet) {
+func (ss *v3Session) handle(p eioproto.Packet) {
 	ss.hmu.Lock()
 	defer ss.hmu.Unlock()
 	switch p.Type {
-	case PacketPing:
+	case eioproto.PacketPing:
 		select {
 		case ss.srv.pings <- struct{}{}:
 		default:
 		}
 		if !ss.srv.mute.Load() {
-			ss.send(Packet{Type: PacketPong, Data: p.Data})
+			ss.send(eioproto.Packet{Type: eioproto.PacketPong, Data: p.Data})
 		}
-	case PacketMessage:
+	case eioproto.PacketMessage:
 		if p.Binary {
 			if ss.partial == nil {
 				return
@@ -252,7 +254,7 @@ func (ss *v3Session) handle(p Packet) {
 			ss.ack(sp, atts)
 			return
 		}
-		sp, err := DecodeSocketIO(p.Data)
+		sp, err := eioproto.DecodeSocketIO(p.Data)
 		if err != nil {
 			return
 		}
@@ -265,8 +267,8 @@ func (ss *v3Session) handle(p Packet) {
 }
 
 // ack echoes an event's arguments (name removed) as its ack.
-func (ss *v3Session) ack(sp SocketIOPacket, atts [][]byte) {
-	if (sp.Type != SIOEvent && sp.Type != SIOBinaryEvent) || sp.ID == NoAck {
+func (ss *v3Session) ack(sp eioproto.SocketIOPacket, atts [][]byte) {
+	if (sp.Type != eioproto.SIOEvent && sp.Type != eioproto.SIOBinaryEvent) || sp.ID == eioproto.NoAck {
 		return
 	}
 	data := sp.Data
@@ -297,9 +299,17 @@ func (ss *v3Session) ack(sp SocketIOPacket, atts [][]byte) {
 	if len(atts) > 0 {
 		typ = "6" + strconv.Itoa(len(atts)) + "-"
 	}
-	pkts := []Packet{txt(PacketMessage, typ+strconv.FormatInt(sp.ID, 10)+args)}
+	pkts := []eioproto.Packet{txt(eioproto.PacketMessage, typ+strconv.FormatInt(sp.ID, 10)+args)}
 	for _, a := range atts {
-		pkts = append(pkts, Packet{Type: PacketMessage, Data: a, Binary: true})
+		pkts = append(pkts, eioproto.Packet{Type: eioproto.PacketMessage, Data: a, Binary: true})
 	}
 	ss.send(pkts...)
+}
+
+func txt(t eioproto.PacketType, s string) eioproto.Packet {
+	return eioproto.Packet{Type: t, Data: []byte(s)}
+}
+
+func bin(t eioproto.PacketType, b ...byte) eioproto.Packet {
+	return eioproto.Packet{Type: t, Data: append([]byte{}, b...), Binary: true}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"sioproxy/eioproto"
 )
 
 // wsWritePool shares write buffers between idle connections: a load generator holds many
@@ -62,16 +64,16 @@ func dialWS(ctx context.Context, c *Conn, op, sid string) (*wsTransport, error) 
 func (w *wsTransport) name() string { return "websocket" }
 
 // readPacket reads one packet synchronously (handshake and probe, before the read loop runs).
-func (w *wsTransport) readPacket(op string, deadline time.Time) (Packet, error) {
+func (w *wsTransport) readPacket(op string, deadline time.Time) (eioproto.Packet, error) {
 	_ = w.ws.SetReadDeadline(deadline)
 	defer func() { _ = w.ws.SetReadDeadline(time.Time{}) }()
 	mt, msg, err := w.ws.ReadMessage()
 	if err != nil {
-		return Packet{}, w.readErr(op, err)
+		return eioproto.Packet{}, w.readErr(op, err)
 	}
-	p, err := DecodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
+	p, err := eioproto.DecodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
 	if err != nil {
-		return Packet{}, &Error{Kind: KindProtocol, Op: op, Err: err}
+		return eioproto.Packet{}, &Error{Kind: KindProtocol, Op: op, Err: err}
 	}
 	return p, nil
 }
@@ -100,7 +102,7 @@ func (w *wsTransport) readLoop() {
 			w.c.fail(w.readErr("read", err))
 			return
 		}
-		p, err := DecodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
+		p, err := eioproto.DecodeFrame(w.c.eio, mt == websocket.BinaryMessage, msg)
 		if err != nil {
 			w.c.fail(&Error{Kind: KindProtocol, Op: "read", Err: err})
 			return
@@ -110,7 +112,7 @@ func (w *wsTransport) readLoop() {
 }
 
 // send writes each packet as one message.
-func (w *wsTransport) send(pkts []Packet) error {
+func (w *wsTransport) send(pkts []eioproto.Packet) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	for _, p := range pkts {
@@ -122,8 +124,8 @@ func (w *wsTransport) send(pkts []Packet) error {
 }
 
 // writeLocked writes one packet; w.wmu is held.
-func (w *wsTransport) writeLocked(p Packet) error {
-	data, bin := AppendFrame(w.buf[:0], w.c.eio, p)
+func (w *wsTransport) writeLocked(p eioproto.Packet) error {
+	data, bin := eioproto.AppendFrame(w.buf[:0], w.c.eio, p)
 	w.buf = data[:0]
 	mt := websocket.TextMessage
 	if bin {
@@ -138,10 +140,10 @@ func (w *wsTransport) writeLocked(p Packet) error {
 
 // shutdown writes last (an Engine.IO close is left out: on WebSocket the close frame says it),
 // a close frame, then closes the connection.
-func (w *wsTransport) shutdown(last []Packet, timeout time.Duration) {
+func (w *wsTransport) shutdown(last []eioproto.Packet, timeout time.Duration) {
 	w.wmu.Lock()
 	for _, p := range last {
-		if p.Type == PacketClose {
+		if p.Type == eioproto.PacketClose {
 			continue
 		}
 		if w.writeLocked(p) != nil {

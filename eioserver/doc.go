@@ -7,5 +7,6 @@
 //
 // It is the backend of `sioproxy demo` and a fast backend for benchmarks: one goroutine per
 // WebSocket connection for reads (the hijacked handler) and one for writes, none per packet;
-// heartbeats run on timers; broadcast frames are encoded once and shared by every session.
+// heartbeats run on timers; broadcast packets are encoded once and shared by every session. The
+// wire codecs are package eioproto's.
 package eioserver

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sioproxy/eioproto"
 )
 
 // manualClock records scheduled heartbeat callbacks; tests fire them by hand.
@@ -58,12 +60,12 @@ func TestHeartbeat(t *testing.T) {
 	queued := func() string {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return string(appendPayload(nil, s.queue))
+		return string(eioproto.AppendPayloadV4(nil, s.queue))
 	}
 	if d := clock.fire(t); d != 25*time.Second || queued() != "2" {
 		t.Fatalf("after pingInterval (%v) queue %q, want a ping", d, queued())
 	}
-	s.handlePacket(inPacket{typ: pktPong})
+	s.handlePacket(eioproto.Packet{Type: eioproto.PacketPong})
 	// A stale callback (the pingTimeout timer that the pong replaced) does nothing.
 	clock.timers[len(clock.timers)-2].f()
 	if srv.Sessions() != 1 {

@@ -8,6 +8,8 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"sioproxy/eioproto"
 )
 
 // Engine.IO error codes (JSON body {"code":N,"message":...}).
@@ -122,8 +124,16 @@ func (srv *Server) handshake(ctx *fasthttp.RequestCtx, t transportKind, isWS boo
 	srv.addSession(s)
 	s.startHeartbeat()
 	srv.log.Debug("session opened", zap.String("sid", s.id), zap.String("transport", "polling"))
+	writePayload(ctx, []eioproto.Packet{s.openPacket(true)})
+}
+
+// writePayload answers a polling GET with pkts, encoded in a pooled buffer.
+func writePayload(ctx *fasthttp.RequestCtx, pkts []eioproto.Packet) {
+	bp := bufPool.Get().(*[]byte)
+	*bp = eioproto.AppendPayloadV4((*bp)[:0], pkts)
 	writePollHeaders(ctx)
-	ctx.SetBody(s.openPacket(true).data)
+	ctx.SetBody(*bp)
+	bufPool.Put(bp)
 }
 
 func writePollHeaders(ctx *fasthttp.RequestCtx) {
@@ -147,18 +157,18 @@ func (s *session) poll(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.getActive = true
-	var frames []frame
+	var frames []eioproto.Packet
 	for {
 		if len(s.queue) > 0 {
 			frames, s.queue, s.spare = s.queue, s.spare, nil
 			break
 		}
 		if s.closed {
-			frames = []frame{frameClose}
+			frames = []eioproto.Packet{closePacket}
 			break
 		}
 		if s.upgrading || s.transport != transportPolling {
-			frames = []frame{frameNoop}
+			frames = []eioproto.Packet{noopPacket}
 			break
 		}
 		s.mu.Unlock()
@@ -174,11 +184,7 @@ func (s *session) poll(ctx *fasthttp.RequestCtx) {
 	closing := s.closing && len(s.queue) == 0
 	s.mu.Unlock()
 
-	bp := bufPool.Get().(*[]byte)
-	*bp = appendPayload((*bp)[:0], frames)
-	writePollHeaders(ctx)
-	ctx.SetBody(*bp)
-	bufPool.Put(bp)
+	writePayload(ctx, frames)
 
 	s.mu.Lock()
 	s.getActive = false
@@ -221,7 +227,7 @@ func (s *session) post(ctx *fasthttp.RequestCtx) {
 	}
 	s.inMu.Lock()
 	var err error
-	s.scratch, err = decodePayload(body, s.scratch, s.handlePacket)
+	s.scratch, err = eioproto.ScanPayloadV4(body, s.scratch, s.handlePacket)
 	s.inMu.Unlock()
 	if err != nil {
 		s.srv.log.Debug("bad polling payload", zap.String("sid", s.id), zap.Error(err))

@@ -7,6 +7,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"go.uber.org/zap"
+
+	"sioproxy/eioproto"
 )
 
 // transportKind is the active transport of a session.
@@ -33,8 +35,8 @@ type session struct {
 
 	mu         sync.Mutex
 	transport  transportKind
-	queue      []frame
-	spare      []frame // recycled queue backing array (polling)
+	queue      []eioproto.Packet // outgoing; Data is immutable once queued (a broadcast shares it)
+	spare      []eioproto.Packet // recycled queue backing array (polling)
 	getActive  bool
 	postActive bool
 	upgrading  bool            // 2probe seen, waiting for 5
@@ -50,8 +52,8 @@ type session struct {
 	wsWake   chan struct{} // wakes the WebSocket writer
 	done     chan struct{} // closed when the session closes
 
-	inMu    sync.Mutex // serialises incoming packet handling
-	pending *sioPacket // binary packet waiting for attachments
+	inMu    sync.Mutex               // serialises incoming packet handling
+	pending *eioproto.SocketIOPacket // binary packet waiting for attachments
 	atts    [][]byte
 	scratch []byte // base64 decoding buffer
 }
@@ -67,11 +69,18 @@ func newSession(srv *Server, t transportKind) *session {
 	}
 }
 
+// Packets the server sends as they are.
+var (
+	pingPacket  = eioproto.Packet{Type: eioproto.PacketPing}
+	noopPacket  = eioproto.Packet{Type: eioproto.PacketNoop}
+	closePacket = eioproto.Packet{Type: eioproto.PacketClose}
+)
+
 // openPacket returns the Engine.IO open packet for this session.
-func (s *session) openPacket(upgrades bool) frame {
+func (s *session) openPacket(upgrades bool) eioproto.Packet {
 	o := s.srv.opts
 	b := make([]byte, 0, 160)
-	b = append(b, `0{"sid":"`...)
+	b = append(b, `{"sid":"`...)
 	b = append(b, s.id...)
 	if upgrades {
 		b = append(b, `","upgrades":["websocket"],"pingInterval":`...)
@@ -84,7 +93,7 @@ func (s *session) openPacket(upgrades bool) frame {
 	b = append(b, `,"maxPayload":`...)
 	b = strconv.AppendInt(b, int64(o.MaxPayload), 10)
 	b = append(b, '}')
-	return frame{data: b}
+	return eioproto.Packet{Type: eioproto.PacketOpen, Data: b}
 }
 
 func notify(c chan struct{}) {
@@ -95,7 +104,7 @@ func notify(c chan struct{}) {
 }
 
 // enqueue queues frames, contiguously, unless the session is closed.
-func (s *session) enqueue(frames ...frame) {
+func (s *session) enqueue(frames ...eioproto.Packet) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -108,7 +117,7 @@ func (s *session) enqueue(frames ...frame) {
 }
 
 // enqueueIfConnected queues frames if the session's socket on "/" is so (any socket if so is nil).
-func (s *session) enqueueIfConnected(so *Socket, frames []frame) {
+func (s *session) enqueueIfConnected(so *Socket, frames []eioproto.Packet) {
 	s.mu.Lock()
 	if s.closed || s.sock == nil || (so != nil && s.sock != so) {
 		s.mu.Unlock()
@@ -159,7 +168,7 @@ func (s *session) onHeartbeat(gen uint64) {
 		return
 	}
 	s.schedule(s.srv.opts.PingTimeout, true)
-	s.queue = append(s.queue, framePing)
+	s.queue = append(s.queue, pingPacket)
 	s.mu.Unlock()
 	notify(s.pollWake)
 	notify(s.wsWake)
@@ -215,7 +224,7 @@ func (s *session) closeAfterFlush() {
 		return
 	}
 	s.closing = true
-	s.queue = append(s.queue, frameClose)
+	s.queue = append(s.queue, closePacket)
 	s.mu.Unlock()
 	notify(s.pollWake)
 	notify(s.wsWake)
@@ -223,14 +232,14 @@ func (s *session) closeAfterFlush() {
 
 // handlePacket processes one incoming Engine.IO packet; s.inMu must be held. It returns false when
 // the session ended.
-func (s *session) handlePacket(p inPacket) bool {
-	switch p.typ {
-	case pktClose:
+func (s *session) handlePacket(p eioproto.Packet) bool {
+	switch p.Type {
+	case eioproto.PacketClose:
 		s.close("transport close")
 		return false
-	case pktPong:
+	case eioproto.PacketPong:
 		s.onPong()
-	case pktMessage:
+	case eioproto.PacketMessage:
 		s.onMessage(p)
 	}
 	return true

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"sioproxy/eioproto"
 )
 
 // Socket is a client connected to the Socket.IO namespace "/" over one Engine.IO session.
@@ -38,7 +40,8 @@ func (so *Socket) Emit(event string, args ...any) {
 // closes the Engine.IO session once the queued packets are sent.
 func (so *Socket) Disconnect() {
 	s := so.sess
-	s.enqueueIfConnected(so, []frame{{data: []byte{pktMessage, sioDisconnect}}})
+	disconnect := eioproto.AppendSocketIO(nil, eioproto.SocketIOPacket{Type: eioproto.SIODisconnect, ID: eioproto.NoAck})
+	s.enqueueIfConnected(so, []eioproto.Packet{{Type: eioproto.PacketMessage, Data: disconnect}})
 	s.mu.Lock()
 	mine := s.sock == so
 	if mine {
@@ -70,39 +73,40 @@ func (so *Socket) ackFunc(id int64) func(args ...any) {
 }
 
 // onMessage handles an Engine.IO message: a Socket.IO packet or a binary attachment. s.inMu held.
-func (s *session) onMessage(p inPacket) {
-	if p.binary {
+func (s *session) onMessage(p eioproto.Packet) {
+	if p.Binary {
 		if s.pending == nil {
 			return // stray attachment
 		}
-		s.atts = append(s.atts, bytes.Clone(p.data))
-		if len(s.atts) == s.pending.attachments {
+		s.atts = append(s.atts, bytes.Clone(p.Data))
+		if len(s.atts) == s.pending.Attachments {
 			pkt, atts := *s.pending, s.atts
 			s.pending, s.atts = nil, nil
 			s.dispatch(pkt, atts)
 		}
 		return
 	}
-	pkt, err := decodeSIO(p.data)
+	pkt, err := decodeSIO(p.Data)
 	if err != nil {
 		s.srv.log.Debug("bad socket.io packet", zap.String("sid", s.id), zap.Error(err))
 		s.close("parse error")
 		return
 	}
-	if pkt.attachments > 0 {
-		pkt.data = bytes.Clone(pkt.data)
-		s.pending, s.atts = &pkt, make([][]byte, 0, pkt.attachments)
+	if pkt.Attachments > 0 {
+		pkt.Data = bytes.Clone(pkt.Data)
+		s.pending, s.atts = &pkt, make([][]byte, 0, pkt.Attachments)
 		return
 	}
 	s.dispatch(pkt, nil)
 }
 
 // dispatch acts on a complete Socket.IO packet.
-func (s *session) dispatch(pkt sioPacket, atts [][]byte) {
-	switch pkt.typ {
-	case sioConnect:
-		if pkt.nsp != "/" {
-			s.enqueue(frame{data: append([]byte{pktMessage, sioConnectError}, pkt.nsp+`,{"message":"Invalid namespace"}`...)})
+func (s *session) dispatch(pkt eioproto.SocketIOPacket, atts [][]byte) {
+	switch pkt.Type {
+	case eioproto.SIOConnect:
+		if pkt.Nsp != "/" {
+			refusal := eioproto.SocketIOPacket{Type: eioproto.SIOConnectError, Nsp: pkt.Nsp, ID: eioproto.NoAck, Data: []byte(`{"message":"Invalid namespace"}`)}
+			s.enqueue(eioproto.Packet{Type: eioproto.PacketMessage, Data: eioproto.AppendSocketIO(nil, refusal)})
 			return
 		}
 		s.mu.Lock()
@@ -116,12 +120,12 @@ func (s *session) dispatch(pkt sioPacket, atts [][]byte) {
 		if so == nil {
 			return
 		}
-		s.enqueue(textFrame(pktMessage, `0{"sid":"`+so.id+`"}`))
+		s.enqueue(eioproto.Packet{Type: eioproto.PacketMessage, Data: []byte(`0{"sid":"` + so.id + `"}`)})
 		if fresh && s.srv.opts.OnConnect != nil {
 			s.srv.opts.OnConnect(so)
 		}
-	case sioDisconnect:
-		if pkt.nsp != "/" {
+	case eioproto.SIODisconnect:
+		if pkt.Nsp != "/" {
 			return
 		}
 		s.mu.Lock()
@@ -131,15 +135,15 @@ func (s *session) dispatch(pkt sioPacket, atts [][]byte) {
 		if so != nil && s.srv.opts.OnDisconnect != nil {
 			s.srv.opts.OnDisconnect(so, "client namespace disconnect")
 		}
-	case sioEvent, sioBinaryEvent:
+	case eioproto.SIOEvent, eioproto.SIOBinaryEvent:
 		s.mu.Lock()
 		so := s.sock
 		s.mu.Unlock()
-		if so == nil || pkt.nsp != "/" {
+		if so == nil || pkt.Nsp != "/" {
 			return
 		}
 		var args []json.RawMessage
-		if err := json.Unmarshal(pkt.data, &args); err != nil || len(args) == 0 {
+		if err := json.Unmarshal(pkt.Data, &args); err != nil || len(args) == 0 {
 			s.srv.log.Debug("bad event payload", zap.String("sid", s.id))
 			return
 		}
@@ -148,7 +152,7 @@ func (s *session) dispatch(pkt sioPacket, atts [][]byte) {
 			return
 		}
 		if h := s.srv.handler(name); h != nil {
-			h(so, &event{args: args[1:], atts: atts, ackID: pkt.id})
+			h(so, &event{args: args[1:], atts: atts, ackID: pkt.ID})
 		}
 	}
 }
@@ -162,7 +166,7 @@ func (so *Socket) sendRawAck(id int64, arg []byte, atts [][]byte) {
 	body = append(body, '[')
 	body = append(body, arg...)
 	body = append(body, ']')
-	so.sess.enqueueIfConnected(so, packFrames(sioAck, id, body, atts))
+	so.sess.enqueueIfConnected(so, packFrames(eioproto.SIOAck, id, body, atts))
 }
 
 // echo acks {"backend":Name,"data":<first argument>}; binary attachments are sent back as they came.

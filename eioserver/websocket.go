@@ -8,6 +8,8 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"sioproxy/eioproto"
 )
 
 // serveWebSocket opens a WebSocket-only session: the open packet is the first frame.
@@ -131,10 +133,8 @@ func (s *session) runWebSocket(conn *websocket.Conn) {
 			reason = "transport error"
 			break
 		}
-		var p inPacket
-		if typ == websocket.BinaryMessage {
-			p = inPacket{typ: pktMessage, binary: true, data: buf.Bytes()}
-		} else if p, err = decodeTextPacket(buf.Bytes()); err != nil {
+		p, err := eioproto.DecodeFrame(4, typ == websocket.BinaryMessage, buf.Bytes())
+		if err != nil {
 			reason = "parse error"
 			break
 		}
@@ -154,7 +154,7 @@ func (s *session) runWebSocket(conn *websocket.Conn) {
 // sends a close frame and closes conn (which ends the reader).
 func (s *session) writeLoop(conn *websocket.Conn, done chan<- struct{}) {
 	defer close(done)
-	var batch []frame
+	var batch []eioproto.Packet
 	writeTimeout := s.srv.opts.PingInterval + s.srv.opts.PingTimeout
 	for {
 		select {
@@ -166,16 +166,10 @@ func (s *session) writeLoop(conn *websocket.Conn, done chan<- struct{}) {
 		closed, closing := s.closed, s.closing
 		s.mu.Unlock()
 		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		for _, f := range batch {
-			typ := websocket.TextMessage
-			if f.binary {
-				typ = websocket.BinaryMessage
-			}
-			if err := conn.WriteMessage(typ, f.data); err != nil {
-				closeConn(conn)
-				s.close("transport error")
-				return
-			}
+		if err := writeFrames(conn, batch); err != nil {
+			closeConn(conn)
+			s.close("transport error")
+			return
 		}
 		clear(batch)
 		if closing && !closed {
@@ -189,6 +183,27 @@ func (s *session) writeLoop(conn *websocket.Conn, done chan<- struct{}) {
 			return
 		}
 	}
+}
+
+// writeFrames writes pkts to conn, one WebSocket message each, encoded in a pooled buffer.
+func writeFrames(conn *websocket.Conn, pkts []eioproto.Packet) error {
+	if len(pkts) == 0 {
+		return nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for _, p := range pkts {
+		var binary bool
+		*bp, binary = eioproto.AppendFrame((*bp)[:0], 4, p)
+		typ := websocket.TextMessage
+		if binary {
+			typ = websocket.BinaryMessage
+		}
+		if err := conn.WriteMessage(typ, *bp); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // closeConn closes the TCP connection under a WebSocket. Closing the hijacked net.Conn fasthttp

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
-
-	"sioproxy/sticky"
 )
 
 // BenchmarkClassifyResolve is the per-request work that decides where a sid'd request goes.
@@ -53,5 +51,3 @@ func BenchmarkPollThroughProxy(b *testing.B) {
 		}
 	}
 }
-
-var _ = sticky.TagLen

@@ -253,10 +253,14 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 				p.table.Delete([]byte(sid)) // the session had moved to this WebSocket: it ends with it
 			}
 		}
-		// Without mirroring, a TCP tunnel is parked: no goroutine or buffer while it is idle.
+		var mt MirrorTunnel
+		if p.mirror != nil {
+			mt = p.mirror.Tunnel(sid, &ctx.Request)
+		}
+		// An unmirrored TCP tunnel is parked: no goroutine or buffer while it is idle.
 		var pk *parker
 		var pt *parkedTunnel
-		if backendTCP, ok := conn.(*net.TCPConn); ok && clientTCP != nil && p.mirror == nil {
+		if backendTCP, ok := conn.(*net.TCPConn); ok && clientTCP != nil && mt == nil {
 			if pk = p.parker(); pk != nil {
 				var err error
 				if pt, err = pk.prepare(t, clientTCP, backendTCP, rt.TunnelIdleTimeout); err == nil {
@@ -269,6 +273,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			client.Close() // the server keeps hijacked connections (KeepHijackedConns): close it here
 			if pt != nil {
 				pk.unpark(pt)
+			}
+			if mt != nil {
+				mt.Close()
 			}
 			if sid == "" {
 				be.Sessions.Add(-1)
@@ -287,10 +294,6 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 				t.close()
 			}
 			return
-		}
-		var mt MirrorTunnel
-		if p.mirror != nil {
-			mt = p.mirror.Tunnel(sid, &ctx.Request)
 		}
 		p.splice(t, c, clientTCP, head, early, rt.TunnelIdleTimeout, mt)
 		t.close()

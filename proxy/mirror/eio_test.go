@@ -4,38 +4,38 @@ import (
 	"bytes"
 	"testing"
 
-	"sioproxy/eioclient"
+	"sioproxy/eioproto"
 )
 
 func TestDecodePayload(t *testing.T) {
-	msg := func(s string) eioclient.Packet {
-		return eioclient.Packet{Type: eioclient.PacketMessage, Data: []byte(s)}
+	msg := func(s string) eioproto.Packet {
+		return eioproto.Packet{Type: eioproto.PacketMessage, Data: []byte(s)}
 	}
-	bin := func(b ...byte) eioclient.Packet {
-		return eioclient.Packet{Type: eioclient.PacketMessage, Binary: true, Data: b}
+	bin := func(b ...byte) eioproto.Packet {
+		return eioproto.Packet{Type: eioproto.PacketMessage, Binary: true, Data: b}
 	}
 	tests := []struct {
 		name string
 		eio  int
 		body []byte
-		want []eioclient.Packet // the packets kept, also on an error
+		want []eioproto.Packet // the packets kept, also on an error
 		err  bool
 	}{
-		{"v4 single", 4, []byte(`42["a"]`), []eioclient.Packet{msg(`2["a"]`)}, false},
-		{"v4 batch with binary", 4, []byte("4hello\x1e2\x1ebAQIDBA=="), []eioclient.Packet{
-			msg("hello"), {Type: eioclient.PacketPing, Data: []byte{}}, bin(1, 2, 3, 4)}, false},
+		{"v4 single", 4, []byte(`42["a"]`), []eioproto.Packet{msg(`2["a"]`)}, false},
+		{"v4 batch with binary", 4, []byte("4hello\x1e2\x1ebAQIDBA=="), []eioproto.Packet{
+			msg("hello"), {Type: eioproto.PacketPing, Data: []byte{}}, bin(1, 2, 3, 4)}, false},
 		{"v4 empty body", 4, nil, nil, false},
 		{"v4 bad type", 4, []byte("9x"), nil, true},
 		{"v4 bad base64", 4, []byte("b!!"), nil, true},
-		{"v4 good packet before a bad one is kept", 4, []byte("4a\x1e9x\x1e4b"), []eioclient.Packet{msg("a")}, true},
-		{"v3 text", 3, []byte("6:4hello2:40"), []eioclient.Packet{msg("hello"), msg("0")}, false},
-		{"v3 utf-16 lengths", 3, []byte("2:4€3:4😀"), []eioclient.Packet{msg("€"), msg("😀")}, false},
-		{"v3 text binary", 3, []byte("10:b4AQIDBA=="), []eioclient.Packet{bin(1, 2, 3, 4)}, false},
-		{"v3 xhr2 binary framing", 3, []byte{0, 2, 0xff, '4', '0', 1, 5, 0xff, 4, 1, 2, 3, 4}, []eioclient.Packet{msg("0"), bin(1, 2, 3, 4)}, false},
+		{"v4 good packet before a bad one is kept", 4, []byte("4a\x1e9x\x1e4b"), []eioproto.Packet{msg("a")}, true},
+		{"v3 text", 3, []byte("6:4hello2:40"), []eioproto.Packet{msg("hello"), msg("0")}, false},
+		{"v3 utf-16 lengths", 3, []byte("2:4€3:4😀"), []eioproto.Packet{msg("€"), msg("😀")}, false},
+		{"v3 text binary", 3, []byte("10:b4AQIDBA=="), []eioproto.Packet{bin(1, 2, 3, 4)}, false},
+		{"v3 xhr2 binary framing", 3, []byte{0, 2, 0xff, '4', '0', 1, 5, 0xff, 4, 1, 2, 3, 4}, []eioproto.Packet{msg("0"), bin(1, 2, 3, 4)}, false},
 		{"v3 short", 3, []byte("9:4hi"), nil, true},
 		{"v3 no colon", 3, []byte("42"), nil, true},
 		{"v3 xhr2 truncated", 3, []byte{0, 9, 0xff, '4'}, nil, true},
-		{"v3 good packet before a short one is kept", 3, []byte("2:4a9:4b"), []eioclient.Packet{msg("a")}, true},
+		{"v3 good packet before a short one is kept", 3, []byte("2:4a9:4b"), []eioproto.Packet{msg("a")}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,15 +65,15 @@ func FuzzDecodePayload(f *testing.F) {
 		if v3 {
 			eio = 3
 		}
-		var buf [2]eioclient.Packet
+		var buf [2]eioproto.Packet
 		pkts, _ := decodePayload(buf[:0], eio, body)
 		for _, p := range pkts {
-			if p.Type > eioclient.PacketNoop || (eio == 4 && p.Binary && p.Type != eioclient.PacketMessage) {
+			if p.Type > eioproto.PacketNoop || (eio == 4 && p.Binary && p.Type != eioproto.PacketMessage) {
 				t.Fatalf("bad packet %+v", p)
 			}
 			// A decoded packet re-encodes as the frame the shadow writes, which decodes to it again.
-			out, binary := eioclient.AppendFrame(nil, eio, p)
-			back, err := eioclient.DecodeFrame(eio, binary, out)
+			out, binary := eioproto.AppendFrame(nil, eio, p)
+			back, err := eioproto.DecodeFrame(eio, binary, out)
 			if err != nil || back.Type != p.Type || back.Binary != p.Binary || !bytes.Equal(back.Data, p.Data) {
 				t.Fatalf("round trip %+v -> %+v %v", p, back, err)
 			}

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
-	"sioproxy/eioclient"
+	"sioproxy/eioproto"
 )
 
 // fakeTarget is a minimal Engine.IO 4 / Socket.IO 5 server: it acks every event with its arguments,
@@ -57,15 +57,15 @@ func newFakeTarget(t *testing.T) *fakeTarget {
 			if len(msg) < 2 || msg[0] != '4' {
 				continue
 			}
-			sp, err := eioclient.DecodeSocketIO(msg[1:])
+			sp, err := eioproto.DecodeSocketIO(msg[1:])
 			if err != nil {
 				continue
 			}
 			switch {
-			case sp.Type == eioclient.SIOConnect:
+			case sp.Type == eioproto.SIOConnect:
 				c.WriteMessage(websocket.TextMessage, []byte(`40{"sid":"x"}`))
 				c.WriteMessage(websocket.TextMessage, []byte(`42["news",1]`))
-			case sp.Type == eioclient.SIOEvent && sp.ID != eioclient.NoAck:
+			case sp.Type == eioproto.SIOEvent && sp.ID != eioproto.NoAck:
 				var args []json.RawMessage
 				json.Unmarshal(sp.Data, &args)
 				reply := string(json.RawMessage("[" + string(joinRaw(args[1:])) + "]"))
@@ -73,7 +73,7 @@ func newFakeTarget(t *testing.T) *fakeTarget {
 					reply = `["shadow"]`
 				}
 				c.WriteMessage(websocket.TextMessage, []byte("43"+itoa(sp.ID)+reply))
-			case sp.Type == eioclient.SIOBinaryEvent && sp.ID != eioclient.NoAck:
+			case sp.Type == eioproto.SIOBinaryEvent && sp.ID != eioproto.NoAck:
 				c.WriteMessage(websocket.TextMessage, []byte("461-"+itoa(sp.ID)+`[{"_placeholder":true,"num":0}]`))
 			}
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
-	"sioproxy/eioclient"
+	"sioproxy/eioproto"
 )
 
 // Bounds of one session's ack bookkeeping.
@@ -26,7 +26,7 @@ const (
 type item struct {
 	server bool  // from the primary server (for comparison), else from the client (to replay)
 	at     int64 // unix nanos when the proxy saw it
-	pkt    eioclient.Packet
+	pkt    eioproto.Packet
 }
 
 type ackKey struct {
@@ -164,7 +164,7 @@ func (s *session) isClosing() bool {
 // packets before it are queued.
 func (s *session) payload(server bool, body []byte) {
 	at := s.m.now().UnixNano()
-	var buf [8]eioclient.Packet
+	var buf [8]eioproto.Packet
 	pkts, err := decodePayload(buf[:0], s.eio, body)
 	if err != nil {
 		s.m.stats.decodeErrors.Add(1)
@@ -176,7 +176,7 @@ func (s *session) payload(server bool, body []byte) {
 
 // packet queues one packet the proxy saw: from the primary server for comparison, else from the
 // client for replay.
-func (s *session) packet(server bool, p eioclient.Packet, at int64) {
+func (s *session) packet(server bool, p eioproto.Packet, at int64) {
 	if server {
 		s.server(p, at)
 	} else {
@@ -185,10 +185,10 @@ func (s *session) packet(server bool, p eioclient.Packet, at int64) {
 }
 
 // client queues one client packet for replay. Heartbeats, probes and upgrade packets are skipped.
-func (s *session) client(p eioclient.Packet, at int64) {
+func (s *session) client(p eioproto.Packet, at int64) {
 	switch p.Type {
-	case eioclient.PacketMessage:
-	case eioclient.PacketUpgrade:
+	case eioproto.PacketMessage:
+	case eioproto.PacketUpgrade:
 		s.upgraded.Store(true)
 		s.m.stats.packetsSkipped.Add(1)
 		return
@@ -200,8 +200,8 @@ func (s *session) client(p eioclient.Packet, at int64) {
 }
 
 // server queues one primary server packet when it matters for the comparison.
-func (s *session) server(p eioclient.Packet, at int64) {
-	if p.Type != eioclient.PacketMessage {
+func (s *session) server(p eioproto.Packet, at int64) {
+	if p.Type != eioproto.PacketMessage {
 		return
 	}
 	if !p.Binary {
@@ -209,7 +209,7 @@ func (s *session) server(p eioclient.Packet, at int64) {
 			return
 		}
 		switch p.Data[0] - '0' {
-		case eioclient.SIOEvent, eioclient.SIOAck, eioclient.SIOBinaryEvent, eioclient.SIOBinaryAck:
+		case eioproto.SIOEvent, eioproto.SIOAck, eioproto.SIOBinaryEvent, eioproto.SIOBinaryAck:
 		default:
 			return
 		}
@@ -218,8 +218,8 @@ func (s *session) server(p eioclient.Packet, at int64) {
 }
 
 // clonePacket copies p off the proxy's buffers.
-func clonePacket(p eioclient.Packet) eioclient.Packet {
-	return eioclient.Packet{Type: p.Type, Binary: p.Binary, Data: bytes.Clone(p.Data)}
+func clonePacket(p eioproto.Packet) eioproto.Packet {
+	return eioproto.Packet{Type: p.Type, Binary: p.Binary, Data: bytes.Clone(p.Data)}
 }
 
 func (s *session) enqueue(it item) {
@@ -246,7 +246,7 @@ func (s *session) run() {
 		go sh.readLoop()
 		if s.eio == 3 && sh.eio == 4 {
 			// Socket.IO protocol 4 connects "/" implicitly; protocol 5 needs the client's CONNECT.
-			s.write(eioclient.Packet{Type: eioclient.PacketMessage, Data: []byte("0")})
+			s.write(eioproto.Packet{Type: eioproto.PacketMessage, Data: []byte("0")})
 			s.rootConnected = true
 			s.awaitConnect("/")
 		}
@@ -300,10 +300,10 @@ func (s *session) process(it item) {
 	}
 	p := it.pkt
 	if !p.Binary {
-		sp, err := eioclient.DecodeSocketIO(p.Data)
+		sp, err := eioproto.DecodeSocketIO(p.Data)
 		if err == nil {
 			switch sp.Type {
-			case eioclient.SIOConnect:
+			case eioproto.SIOConnect:
 				var ok bool
 				if p, ok = s.translateConnect(p, sp); !ok {
 					return
@@ -311,11 +311,11 @@ func (s *session) process(it item) {
 				s.write(p)
 				s.awaitConnect(sp.Nsp)
 				return
-			case eioclient.SIOEvent, eioclient.SIOBinaryEvent:
-				if sp.ID != eioclient.NoAck {
+			case eioproto.SIOEvent, eioproto.SIOBinaryEvent:
+				if sp.ID != eioproto.NoAck {
 					s.expectAck(sp, it.at)
 				}
-			case eioclient.SIODisconnect:
+			case eioproto.SIODisconnect:
 				// The client left after its acks arrived from the primary; let the shadow answer
 				// too, or the target drops the events still in flight (they come after the leave).
 				s.awaitShadow()
@@ -348,14 +348,14 @@ func (s *session) awaitConnect(nsp string) {
 }
 
 // translateConnect adapts a client CONNECT to the target's Socket.IO protocol; ok false drops it.
-func (s *session) translateConnect(p eioclient.Packet, sp eioclient.SocketIOPacket) (eioclient.Packet, bool) {
+func (s *session) translateConnect(p eioproto.Packet, sp eioproto.SocketIOPacket) (eioproto.Packet, bool) {
 	root := sp.Nsp == "/"
 	if s.shadow != nil && s.shadow.eio == 3 && s.eio == 4 {
 		// Protocol 4 target: "/" is connected by the server; no auth payload.
 		if root {
 			return p, false
 		}
-		return eioclient.Packet{Type: eioclient.PacketMessage, Data: append(append([]byte("0"), sp.Nsp...), ',')}, true
+		return eioproto.Packet{Type: eioproto.PacketMessage, Data: append(append([]byte("0"), sp.Nsp...), ',')}, true
 	}
 	if root && s.rootConnected {
 		return p, false
@@ -367,7 +367,7 @@ func (s *session) translateConnect(p eioclient.Packet, sp eioclient.SocketIOPack
 }
 
 // write replays one packet to the shadow; a failed or missing shadow drops and counts.
-func (s *session) write(p eioclient.Packet) {
+func (s *session) write(p eioproto.Packet) {
 	if s.shadow == nil || s.shadow.failed.Load() {
 		s.m.stats.packetsDropped.Add(1)
 		return
@@ -380,7 +380,7 @@ func (s *session) write(p eioclient.Packet) {
 }
 
 // expectAck records a client emit that asks for an ack.
-func (s *session) expectAck(sp eioclient.SocketIOPacket, at int64) {
+func (s *session) expectAck(sp eioproto.SocketIOPacket, at int64) {
 	name, ok := EventName(sp.Data)
 	if !ok {
 		name = unknownEvent
@@ -550,7 +550,7 @@ func (s *session) finish() {
 
 // feed follows a packet stream for binary attachments. It returns ack true with the complete payload
 // when p completes an ack (text or binary).
-func (b *binState) feed(p eioclient.Packet) (ack bool, key ackKey, payload []byte) {
+func (b *binState) feed(p eioproto.Packet) (ack bool, key ackKey, payload []byte) {
 	if p.Binary {
 		if b.need == 0 {
 			return false, ackKey{}, nil
@@ -566,34 +566,34 @@ func (b *binState) feed(p eioclient.Packet) (ack bool, key ackKey, payload []byt
 		return false, ackKey{}, nil
 	}
 	b.need, b.ack = 0, false
-	sp, err := eioclient.DecodeSocketIO(p.Data)
+	sp, err := eioproto.DecodeSocketIO(p.Data)
 	if err != nil || sp.Attachments > maxAttachments {
 		return false, ackKey{}, nil
 	}
 	switch sp.Type {
-	case eioclient.SIOAck:
-		if sp.ID != eioclient.NoAck {
+	case eioproto.SIOAck:
+		if sp.ID != eioproto.NoAck {
 			return true, ackKey{sp.Nsp, sp.ID}, sp.Data
 		}
-	case eioclient.SIOBinaryAck:
-		if sp.ID != eioclient.NoAck {
+	case eioproto.SIOBinaryAck:
+		if sp.ID != eioproto.NoAck {
 			if sp.Attachments == 0 {
 				return true, ackKey{sp.Nsp, sp.ID}, sp.Data
 			}
 			b.need, b.ack, b.key, b.data, b.atts = sp.Attachments, true, ackKey{sp.Nsp, sp.ID}, sp.Data, nil
 		}
-	case eioclient.SIOBinaryEvent:
+	case eioproto.SIOBinaryEvent:
 		b.need = sp.Attachments
 	}
 	return false, ackKey{}, nil
 }
 
 // eventOf returns the name of a server-to-client EVENT or BINARY_EVENT.
-func eventOf(p eioclient.Packet) (string, bool) {
+func eventOf(p eioproto.Packet) (string, bool) {
 	if p.Binary || len(p.Data) == 0 || (p.Data[0] != '2' && p.Data[0] != '5') {
 		return "", false
 	}
-	sp, err := eioclient.DecodeSocketIO(p.Data)
+	sp, err := eioproto.DecodeSocketIO(p.Data)
 	if err != nil {
 		return "", false
 	}

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
-	"sioproxy/eioclient"
+	"sioproxy/eioproto"
 	"sioproxy/sticky"
 )
 
@@ -123,14 +123,14 @@ func (m *Mirror) connect(s *session, be *balancer.Backend) (*shadowConn, error) 
 }
 
 // write sends one packet to the target.
-func (sh *shadowConn) write(p eioclient.Packet) error {
+func (sh *shadowConn) write(p eioproto.Packet) error {
 	sh.wmu.Lock()
 	defer sh.wmu.Unlock()
 	if sh.failed.Load() {
 		return net.ErrClosed
 	}
 	var binary bool
-	sh.wbuf, binary = eioclient.AppendFrame(sh.wbuf[:0], sh.eio, p)
+	sh.wbuf, binary = eioproto.AppendFrame(sh.wbuf[:0], sh.eio, p)
 	typ := websocket.TextMessage
 	if binary {
 		typ = websocket.BinaryMessage
@@ -167,29 +167,29 @@ func (sh *shadowConn) readLoop() {
 			sh.fail(err)
 			return
 		}
-		p, err := eioclient.DecodeFrame(sh.eio, op == websocket.BinaryMessage, msg)
+		p, err := eioproto.DecodeFrame(sh.eio, op == websocket.BinaryMessage, msg)
 		if err != nil {
 			continue
 		}
 		switch p.Type {
-		case eioclient.PacketPing:
+		case eioproto.PacketPing:
 			if sh.eio == 4 {
-				sh.write(eioclient.Packet{Type: eioclient.PacketPong, Data: p.Data})
+				sh.write(eioproto.Packet{Type: eioproto.PacketPong, Data: p.Data})
 			}
-		case eioclient.PacketClose:
+		case eioproto.PacketClose:
 			sh.fail(errors.New("target closed the session"))
 			return
-		case eioclient.PacketMessage:
+		case eioproto.PacketMessage:
 			sh.message(p)
 		}
 	}
 }
 
 // message handles a packet from the target: acks to the comparison, events counted.
-func (sh *shadowConn) message(p eioclient.Packet) {
+func (sh *shadowConn) message(p eioproto.Packet) {
 	at := sh.s.m.now().UnixNano()
 	if !p.Binary && len(p.Data) > 0 && (p.Data[0] == '0' || p.Data[0] == '4') {
-		if sp, err := eioclient.DecodeSocketIO(p.Data); err == nil {
+		if sp, err := eioproto.DecodeSocketIO(p.Data); err == nil {
 			select {
 			case sh.s.connAck <- sp.Nsp:
 			default:
@@ -213,7 +213,7 @@ func (sh *shadowConn) pinger(every time.Duration) {
 		case <-sh.done:
 			return
 		case <-t.C:
-			if sh.write(eioclient.Packet{Type: eioclient.PacketPing}) != nil {
+			if sh.write(eioproto.Packet{Type: eioproto.PacketPing}) != nil {
 				return
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"sioproxy/eioclient"
+	"sioproxy/eioproto"
 )
 
 func TestEventName(t *testing.T) {
@@ -25,7 +25,7 @@ func TestEventName(t *testing.T) {
 		{`2`, "", false},
 	}
 	for _, tt := range tests {
-		sp, err := eioclient.DecodeSocketIO([]byte(tt.in))
+		sp, err := eioproto.DecodeSocketIO([]byte(tt.in))
 		if err != nil {
 			t.Fatalf("%q: %v", tt.in, err)
 		}

@@ -1,6 +1,6 @@
 package mirror
 
-import "sioproxy/eioclient"
+import "sioproxy/eioproto"
 
 // tee receives the raw bytes of a mirrored WebSocket tunnel (proxy.MirrorTunnel): one frame parser
 // per direction reassembles messages, which are decoded as Engine.IO packets and queued.
@@ -38,7 +38,7 @@ func (t *tee) message(server bool, op byte, msg []byte) {
 	if op != OpText && op != OpBinary {
 		return // close, ping, pong: WebSocket-level, never replayed
 	}
-	p, err := eioclient.DecodeFrame(t.s.eio, op == OpBinary, msg)
+	p, err := eioproto.DecodeFrame(t.s.eio, op == OpBinary, msg)
 	if err != nil {
 		t.s.m.stats.decodeErrors.Add(1)
 		return

@@ -1,7 +1,6 @@
-package eioclient
+package eioproto
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 )
@@ -32,7 +31,8 @@ type SocketIOPacket struct {
 	Data        []byte // JSON, possibly empty
 }
 
-// DecodeSocketIO decodes "<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]".
+// DecodeSocketIO decodes "<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]". Attachment counts and
+// ack ids of up to 18 digits decode; bounding them further is the caller's policy.
 func DecodeSocketIO(b []byte) (SocketIOPacket, error) {
 	p := SocketIOPacket{Nsp: "/", ID: NoAck}
 	if len(b) == 0 || b[0] < '0' || b[0] > '6' {
@@ -102,54 +102,4 @@ func AppendSocketIO(dst []byte, p SocketIOPacket) []byte {
 		dst = strconv.AppendInt(dst, p.ID, 10)
 	}
 	return append(dst, p.Data...)
-}
-
-// placeholder is how Socket.IO stands in for a binary attachment in the JSON.
-type placeholder struct {
-	Placeholder bool `json:"_placeholder"`
-	Num         int  `json:"num"`
-}
-
-// encodeArgs appends the JSON array [head?, args...] to dst. Top-level []byte arguments become
-// attachments, replaced by placeholders. head is omitted when empty (acks).
-func encodeArgs(dst []byte, head string, args []any) ([]byte, [][]byte, error) {
-	var atts [][]byte
-	dst = append(dst, '[')
-	if head != "" {
-		if isJSONSafe(head) {
-			dst = strconv.AppendQuote(dst, head)
-		} else {
-			b, _ := json.Marshal(head) // a string always marshals
-			dst = append(dst, b...)
-		}
-	}
-	for i, a := range args {
-		if i > 0 || head != "" {
-			dst = append(dst, ',')
-		}
-		if bin, ok := a.([]byte); ok {
-			dst = append(dst, `{"_placeholder":true,"num":`...)
-			dst = strconv.AppendInt(dst, int64(len(atts)), 10)
-			dst = append(dst, '}')
-			atts = append(atts, bin)
-			continue
-		}
-		b, err := json.Marshal(a)
-		if err != nil {
-			return nil, nil, fmt.Errorf("eioclient: argument %d: %w", i, err)
-		}
-		dst = append(dst, b...)
-	}
-	return append(dst, ']'), atts, nil
-}
-
-// isJSONSafe reports whether strconv.Quote of s is also its JSON encoding: printable ASCII,
-// where both escape only '"' and '\\' and the same way.
-func isJSONSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
-			return false
-		}
-	}
-	return true
 }

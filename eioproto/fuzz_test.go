@@ -1,4 +1,4 @@
-package eioclient
+package eioproto
 
 import (
 	"reflect"
@@ -36,10 +36,12 @@ func FuzzDecodePayloadV3(f *testing.F) {
 	})
 }
 
+// FuzzDecodePayloadV4 also checks that ScanPayloadV4 sees the packets AppendDecodePayloadV4 keeps
+// and fails with the same error.
 func FuzzDecodePayloadV4(f *testing.F) {
 	for _, s := range []string{
 		`0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`,
-		"4hello\x1e2\x1e4world", "4€", "bAQIDBA==", "451-[\"x\",{}]\x1ebAQ==", "b", "6", "4a\x1e",
+		"4hello\x1e2\x1e4world", "4€", "bAQIDBA==", "451-[\"x\",{}]\x1ebAQ==", "b", "6", "4a\x1e", "", "\x1e", "40",
 	} {
 		f.Add([]byte(s))
 	}
@@ -48,6 +50,14 @@ func FuzzDecodePayloadV4(f *testing.F) {
 		prefix, perr := AppendDecodePayloadV4(nil, body)
 		if err == nil && (perr != nil || !samePackets(prefix, pkts)) {
 			t.Fatalf("AppendDecodePayloadV4(%q) = %+v, %v; DecodePayloadV4 gave %+v", body, prefix, perr, pkts)
+		}
+		var scanned []Packet
+		_, serr := ScanPayloadV4(body, nil, func(p Packet) bool {
+			scanned = append(scanned, Packet{Type: p.Type, Binary: p.Binary, Data: append([]byte{}, p.Data...)})
+			return true
+		})
+		if serr != err || !samePackets(scanned, prefix) {
+			t.Fatalf("ScanPayloadV4(%q) = %+v, %v; AppendDecodePayloadV4 gave %+v, %v", body, scanned, serr, prefix, perr)
 		}
 		if err != nil {
 			return
@@ -62,8 +72,9 @@ func FuzzDecodePayloadV4(f *testing.F) {
 
 func FuzzDecodeSocketIO(f *testing.F) {
 	for _, s := range []string{
-		"0", `0{"sid":"abc"}`, `0/admin,{"sid":"a"}`, `21["chat"]`, `3123["ok"]`,
-		`51-["up",{"_placeholder":true,"num":0}]`, `62-/a,7[1]`, "1/a", "2/,", `4{"message":"no"}`,
+		"0", `0{"sid":"abc"}`, `0/admin,{"sid":"a"}`, "0/admin,", `21["chat"]`, `212["chat"]`, `3123["ok"]`,
+		`51-["up",{"_placeholder":true,"num":0}]`, `52-7["up",{}]`, `62-/a,7[1]`, "1/a", "2/,", "2/a,1[]",
+		`4{"message":"no"}`, "5-", "6999-",
 	} {
 		f.Add([]byte(s))
 	}
@@ -71,6 +82,10 @@ func FuzzDecodeSocketIO(f *testing.F) {
 		p, err := DecodeSocketIO(b)
 		if err != nil {
 			return
+		}
+		if p.Type < SIOConnect || p.Type > SIOBinaryAck || p.ID < NoAck || p.Attachments < 0 ||
+			(p.Attachments > 0 && p.Type != SIOBinaryEvent && p.Type != SIOBinaryAck) || p.Nsp == "" || p.Nsp[0] != '/' {
+			t.Fatalf("inconsistent packet %+v from %q", p, b)
 		}
 		enc := AppendSocketIO(nil, p)
 		back, err := DecodeSocketIO(enc)

@@ -1,31 +1,9 @@
-package eioclient
+package eioproto
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"reflect"
 	"testing"
-	"time"
 )
-
-func txt(t PacketType, s string) Packet { return Packet{Type: t, Data: []byte(s)} }
-func bin(t PacketType, b ...byte) Packet {
-	return Packet{Type: t, Data: append([]byte{}, b...), Binary: true}
-}
-
-// samePackets compares packets treating nil and empty data alike.
-func samePackets(a, b []Packet) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Type != b[i].Type || a[i].Binary != b[i].Binary || !bytes.Equal(a[i].Data, b[i].Data) {
-			return false
-		}
-	}
-	return true
-}
 
 func TestDecodePayloadV4(t *testing.T) {
 	tests := []struct {
@@ -55,6 +33,54 @@ func TestDecodePayloadV4(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestScanPayloadV4 checks that fn sees each packet before the first error, that binary data
+// lands in the reused scratch buffer, and that fn can stop the scan.
+func TestScanPayloadV4(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		stop int // fn returns false on this packet (1-based); 0: never
+		want []Packet
+		err  error
+	}{
+		{"one", "4hello", 0, []Packet{txt(PacketMessage, "hello")}, nil},
+		{"several", "4hello\x1e2\x1e4world", 0, []Packet{txt(PacketMessage, "hello"), txt(PacketPing, ""), txt(PacketMessage, "world")}, nil},
+		{"utf8", "4€", 0, []Packet{txt(PacketMessage, "€")}, nil},
+		{"two binaries share scratch", "bAQIDBA==\x1ebBQY=", 0, []Packet{bin(PacketMessage, 1, 2, 3, 4), bin(PacketMessage, 5, 6)}, nil},
+		{"stop", "4a\x1e1\x1e4b", 2, []Packet{txt(PacketMessage, "a"), txt(PacketClose, "")}, nil},
+		{"empty", "", 0, nil, ErrEmptyPayload},
+		{"trailing separator", "4a\x1e", 0, []Packet{txt(PacketMessage, "a")}, ErrBadPacket},
+		{"bad type", "7x", 0, nil, ErrBadPacket},
+		{"bad base64 after a packet", "2\x1eb@@", 0, []Packet{txt(PacketPing, "")}, ErrBadPacket},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []Packet
+			scratch := make([]byte, 0, 8)
+			out, err := ScanPayloadV4([]byte(tt.in), scratch, func(p Packet) bool {
+				if p.Binary && &p.Data[:1][0] != &scratch[:1][0] {
+					t.Errorf("binary data %v not decoded into scratch", p.Data)
+				}
+				got = append(got, Packet{Type: p.Type, Binary: p.Binary, Data: append([]byte{}, p.Data...)})
+				return len(got) != tt.stop
+			})
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if !samePackets(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			if cap(out) != cap(scratch) {
+				t.Fatalf("scratch of cap %d returned as cap %d", cap(scratch), cap(out))
+			}
+		})
+	}
+	out, err := ScanPayloadV4([]byte("bAQIDBAUGBwgJCgsM"), nil, func(Packet) bool { return true })
+	if err != nil || cap(out) < 12 {
+		t.Fatalf("nil scratch: cap %d, err %v; want a grown buffer", cap(out), err)
 	}
 }
 
@@ -164,7 +190,7 @@ func TestAppendDecodePayloadKeepsPrefix(t *testing.T) {
 
 func TestBinaryPayloadV3RoundTrip(t *testing.T) {
 	in := []Packet{txt(PacketMessage, "51-[\"€\",{}]"), bin(PacketMessage, 0, 255, 7), txt(PacketNoop, "")}
-	enc := appendBinaryPayloadV3(nil, in)
+	enc := AppendBinaryPayloadV3(nil, in)
 	got, err := DecodePayloadV3(enc)
 	if err != nil || !samePackets(got, in) {
 		t.Fatalf("decode(%q) = %+v, %v; want %+v", enc, got, err, in)
@@ -183,124 +209,4 @@ func TestUTF16Len(t *testing.T) {
 			t.Errorf("utf16Len(%q) = %d, want %d", tt.in, got, tt.want)
 		}
 	}
-}
-
-func TestFrames(t *testing.T) {
-	tests := []struct {
-		name    string
-		eio     int
-		p       Packet
-		wire    string
-		wireBin bool
-	}{
-		{"v4 text", 4, txt(PacketMessage, "2[\"a\"]"), "42[\"a\"]", false},
-		{"v4 binary is raw", 4, bin(PacketMessage, 1, 2), "\x01\x02", true},
-		{"v3 binary has a type byte", 3, bin(PacketMessage, 1, 2), "\x04\x01\x02", true},
-		{"v3 probe", 3, txt(PacketPing, "probe"), "2probe", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, isBin := AppendFrame(nil, tt.eio, tt.p)
-			if string(got) != tt.wire || isBin != tt.wireBin {
-				t.Fatalf("AppendFrame = %q %v, want %q %v", got, isBin, tt.wire, tt.wireBin)
-			}
-			back, err := DecodeFrame(tt.eio, isBin, got)
-			if err != nil || !samePackets([]Packet{back}, []Packet{tt.p}) {
-				t.Fatalf("DecodeFrame = %+v, %v", back, err)
-			}
-		})
-	}
-	if _, err := DecodeFrame(3, true, []byte{9}); !errors.Is(err, ErrBadPacket) {
-		t.Fatalf("v3 binary frame with type 9: err = %v", err)
-	}
-	if _, err := DecodeFrame(4, false, nil); !errors.Is(err, ErrBadPacket) {
-		t.Fatalf("empty text frame: err = %v", err)
-	}
-}
-
-func TestDecodeSocketIO(t *testing.T) {
-	tests := []struct {
-		in   string
-		want SocketIOPacket
-		bad  bool
-	}{
-		{in: "0", want: SocketIOPacket{Type: 0, Nsp: "/", ID: NoAck, Data: []byte{}}},
-		{in: `0{"sid":"abc"}`, want: SocketIOPacket{Type: 0, Nsp: "/", ID: NoAck, Data: []byte(`{"sid":"abc"}`)}},
-		{in: `0/admin,{"sid":"a"}`, want: SocketIOPacket{Type: 0, Nsp: "/admin", ID: NoAck, Data: []byte(`{"sid":"a"}`)}},
-		{in: `2["chat","hi"]`, want: SocketIOPacket{Type: 2, Nsp: "/", ID: NoAck, Data: []byte(`["chat","hi"]`)}},
-		{in: `21["chat"]`, want: SocketIOPacket{Type: 2, Nsp: "/", ID: 1, Data: []byte(`["chat"]`)}},
-		{in: `3123["ok"]`, want: SocketIOPacket{Type: 3, Nsp: "/", ID: 123, Data: []byte(`["ok"]`)}},
-		{in: `51-["up",{"_placeholder":true,"num":0}]`, want: SocketIOPacket{Type: 5, Attachments: 1, Nsp: "/", ID: NoAck, Data: []byte(`["up",{"_placeholder":true,"num":0}]`)}},
-		{in: `62-/a,7[1]`, want: SocketIOPacket{Type: 6, Attachments: 2, Nsp: "/a", ID: 7, Data: []byte(`[1]`)}},
-		{in: "1/a", want: SocketIOPacket{Type: 1, Nsp: "/a", ID: NoAck, Data: []byte{}}},
-		{in: `4{"message":"no"}`, want: SocketIOPacket{Type: 4, Nsp: "/", ID: NoAck, Data: []byte(`{"message":"no"}`)}},
-		{in: "", bad: true},
-		{in: "9", bad: true},
-		{in: "5[]", bad: true},
-		{in: "51[]", bad: true},
-		{in: "2123456789012345678[]", want: SocketIOPacket{Type: 2, Nsp: "/", ID: 123456789012345678, Data: []byte("[]")}},
-		{in: "21234567890123456789[]", bad: true},
-		{in: "51234567890123456789-[]", bad: true},
-	}
-	for _, tt := range tests {
-		got, err := DecodeSocketIO([]byte(tt.in))
-		if (err != nil) != tt.bad {
-			t.Errorf("DecodeSocketIO(%q) err = %v, want bad=%v", tt.in, err, tt.bad)
-			continue
-		}
-		if !tt.bad && !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("DecodeSocketIO(%q) = %+v, want %+v", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestAppendSocketIO(t *testing.T) {
-	tests := []struct {
-		p    SocketIOPacket
-		want string
-	}{
-		{SocketIOPacket{Type: 0, Nsp: "/", ID: NoAck}, "0"},
-		{SocketIOPacket{Type: 0, Nsp: "/chat", ID: NoAck}, "0/chat,"},
-		{SocketIOPacket{Type: 2, Nsp: "/", ID: 12, Data: []byte(`["a"]`)}, `212["a"]`},
-		{SocketIOPacket{Type: 5, Attachments: 1, Nsp: "/x", ID: 0, Data: []byte(`[]`)}, `51-/x,0[]`},
-	}
-	for _, tt := range tests {
-		if got := AppendSocketIO(nil, tt.p); string(got) != tt.want {
-			t.Errorf("AppendSocketIO(%+v) = %q, want %q", tt.p, got, tt.want)
-		}
-	}
-}
-
-func TestEncodeArgs(t *testing.T) {
-	tests := []struct {
-		name string
-		head string
-		args []any
-		want string
-		atts int
-	}{
-		{"event", "chat", []any{"hi", 1, map[string]bool{"ok": true}}, `["chat","hi",1,{"ok":true}]`, 0},
-		{"binary", "up", []any{[]byte{1}, "x", []byte{2}}, `["up",{"_placeholder":true,"num":0},"x",{"_placeholder":true,"num":1}]`, 2},
-		{"ack without head", "", []any{"ok"}, `["ok"]`, 0},
-		{"escaped name", "a\"b\n€", nil, `["a\"b\n€"]`, 0},
-		{"empty ack", "", nil, `[]`, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, atts, err := encodeArgs(nil, tt.head, tt.args)
-			if err != nil || string(got) != tt.want || len(atts) != tt.atts {
-				t.Fatalf("got %s %d %v, want %s %d", got, len(atts), err, tt.want, tt.atts)
-			}
-		})
-	}
-	if _, _, err := encodeArgs(nil, "x", []any{func() {}}); err == nil {
-		t.Fatal("unmarshalable argument: no error")
-	}
-}
-
-func newTestCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }

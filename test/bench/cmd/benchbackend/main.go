@@ -1,0 +1,50 @@
+// Command benchbackend serves the Go Engine.IO v4 / Socket.IO v5 server (eioserver, with its
+// built-in "echo" ack) on one or more loopback ports, as the backend of the proxy benchmark.
+//
+//	benchbackend -n 4 -ping-interval 10s
+//
+// It prints one base URL per line ("http://127.0.0.1:port") once every listener is up, then
+// serves until SIGINT or SIGTERM.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"sioproxy/eioserver"
+)
+
+func main() {
+	n := flag.Int("n", 1, "number of backend listeners (one eioserver each)")
+	ping := flag.Duration("ping-interval", 25*time.Second, "Engine.IO pingInterval")
+	flag.Parse()
+	log := zap.NewNop()
+	for i := 1; i <= *n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchbackend:", err)
+			os.Exit(1)
+		}
+		eio := eioserver.New(eioserver.Options{Name: fmt.Sprintf("b%d", i), PingInterval: *ping, Logger: log})
+		hs := &fasthttp.Server{
+			Handler:            eio.Handler,
+			Name:               "benchbackend",
+			MaxRequestBodySize: 2 << 20,
+			Concurrency:        1 << 20,
+			Logger:             zap.NewStdLog(log),
+		}
+		go hs.Serve(ln) //nolint:errcheck // ends with the process
+		fmt.Printf("http://%s\n", ln.Addr())
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig // exit without Shutdown: it would wait for idle keep-alive connections
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"testing"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name string
+		stat string
+		want int64
+		err  bool
+	}{
+		{"plain", "123 (nginx) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 1 0", 175, false},
+		{"spaces and parens in name", "7 (a) b (c)) R 1 2 3 4 5 6 7 8 9 10 3 4 0 0", 7, false},
+		{"truncated", "7 (x) R 1 2 3", 0, true},
+		{"no command", "7 x R", 0, true},
+		{"not numbers", "7 (x) R 1 2 3 4 5 6 7 8 9 10 a b 0 0", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tc.stat))
+			if (err != nil) != tc.err || got != tc.want {
+				t.Fatalf("parseStatCPU = %d, %v; want %d, error %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	got, err := parseVmRSS([]byte("Name:\tx\nVmPeak:\t  100 kB\nVmRSS:\t    4242 kB\nThreads: 1\n"))
+	if err != nil || got != 4242 {
+		t.Fatalf("parseVmRSS = %d, %v; want 4242", got, err)
+	}
+	if _, err := parseVmRSS([]byte("Name:\tzombie\nState:\tZ\n")); err == nil {
+		t.Fatal("parseVmRSS without VmRSS: want an error")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{math.NaN(), 5}, 5},
+	}
+	for _, tc := range tests {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median(nil) should be NaN")
+	}
+}
+
+func TestMemAt(t *testing.T) {
+	steps := []holdStep{
+		{Sessions: 500, RSSKB: 1500, BaseKB: 1000},
+		{Sessions: 2000, RSSKB: 9000, BaseKB: 1000},
+		{Sessions: 4000, RSSKB: 21000, BaseKB: 1000},
+	}
+	tests := []struct {
+		n    int
+		want float64
+	}{{2000, 4}, {3000, 4}, {100, 1}, {9999, 5}}
+	for _, tc := range tests {
+		if got := memAt(steps, tc.n); got != tc.want {
+			t.Errorf("memAt(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+	if !math.IsNaN(memAt(nil, 1)) {
+		t.Error("memAt without steps should be NaN")
+	}
+}
+
+func TestCapLadder(t *testing.T) {
+	tests := []struct {
+		in   []int
+		max  int
+		want []int
+	}{
+		{[]int{10, 20, 30}, 100, []int{10, 20, 30}},
+		{[]int{10, 20, 30}, 25, []int{10, 20, 25}},
+		{[]int{10, 20, 30}, 20, []int{10, 20}},
+		{[]int{10, 20, 30}, 5, []int{5}},
+	}
+	for _, tc := range tests {
+		if got := capLadder(tc.in, tc.max); !slices.Equal(got, tc.want) {
+			t.Errorf("capLadder(%v, %d) = %v, want %v", tc.in, tc.max, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of sioproxy, HAProxy and nginx (one run, same workloads, same backend).
+# Installs haproxy, nginx and gnuplot-nox from apt when missing (as root), builds the binaries,
+# raises the file limit, runs the Go hot-path micro-benchmarks, then test/bench/cmd/benchrun, which
+# writes BENCHMARKS.md and docs/bench/*.png.
+#
+#   ./test/bench/run.sh            full run (5 repetitions + the 100k-session scale test, ~15 min)
+#   ./test/bench/run.sh --quick    small run (~3 min; results not for comparison)
+#
+# Extra arguments go to benchrun (e.g. --reps 3, --big 0).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+args=()
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --quick|-quick) quick=1; args+=(-quick) ;;
+    --*) args+=("${a#-}") ;;
+    *) args+=("$a") ;;
+  esac
+done
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+need=()
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "missing: ${need[*]} (run as root, or apt-get install them)" >&2; exit 1; fi
+  step "apt-get install ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  # Debian starts the packaged services; the benchmark runs its own instances.
+  for s in haproxy nginx; do (systemctl stop "$s" || service "$s" stop) >/dev/null 2>&1 || true; done
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# Enough descriptors for 100k tunnels (client + backend side) in every process we start.
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "ulimit -n: $(ulimit -n)" >&2
+
+bin=$(mktemp -d /tmp/sioproxy-bench-bin.XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+step "building"
+go build -o "$bin/sioproxy" ./cmd/sioproxy
+go build -o "$bin/sioload" ./cmd/sioload
+go build -o "$bin/benchbackend" ./test/bench/cmd/benchbackend
+go build -o "$bin/benchrun" ./test/bench/cmd/benchrun
+
+export BENCH_LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+step "Go micro-benchmarks (hot path)"
+benchtime=1s
+[ "$quick" = 1 ] && benchtime=50ms
+go test -run '^$' -bench . -benchmem -benchtime "$benchtime" ./sticky/ ./balancer/ ./proxy/ | tee "$bin/micro.txt" >&2
+export BENCH_MICRO="$bin/micro.txt"
+
+step "side-by-side run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+"$bin/benchrun" -sioproxy "$bin/sioproxy" -sioload "$bin/sioload" -backend "$bin/benchbackend" \
+  -out "$root/BENCHMARKS.md" -charts "$root/docs/bench" ${args[@]+"${args[@]}"}
