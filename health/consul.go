@@ -106,18 +106,10 @@ func newConsulWatcher(opts ConsulOptions, names []string, q queryFunc) (*ConsulW
 	if opts.DeregisterGrace == 0 {
 		opts.DeregisterGrace = DefaultDeregisterGrace
 	}
-	if opts.WaitTime <= 0 {
-		opts.WaitTime = DefaultWaitTime
-	}
-	if opts.MinInterval <= 0 {
-		opts.MinInterval = DefaultMinInterval
-	}
-	if opts.BackoffMin <= 0 {
-		opts.BackoffMin = DefaultBackoffMin
-	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = DefaultBackoffMax
-	}
+	orDefault(&opts.WaitTime, DefaultWaitTime)
+	orDefault(&opts.MinInterval, DefaultMinInterval)
+	orDefault(&opts.BackoffMin, DefaultBackoffMin)
+	orDefault(&opts.BackoffMax, DefaultBackoffMax)
 	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()

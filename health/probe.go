@@ -96,18 +96,10 @@ func NewProber(opts ProbeOptions, setter StatusSetter) (*Prober, error) {
 	if !strings.HasPrefix(opts.Path, "/") {
 		return nil, fmt.Errorf("health: probe: path %q must start with /", opts.Path)
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = DefaultProbeInterval
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultProbeTimeout
-	}
-	if opts.Rise <= 0 {
-		opts.Rise = DefaultProbeRise
-	}
-	if opts.Fall <= 0 {
-		opts.Fall = DefaultProbeFall
-	}
+	orDefault(&opts.Interval, DefaultProbeInterval)
+	orDefault(&opts.Timeout, DefaultProbeTimeout)
+	orDefault(&opts.Rise, DefaultProbeRise)
+	orDefault(&opts.Fall, DefaultProbeFall)
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
