@@ -65,7 +65,8 @@ fuzz() {
 
 e2e() {
   step "end-to-end tests (real Socket.IO, Consul, Chromium)"
-  go test -count=1 -timeout 40m -v ./test/... 2>&1 | tee /tmp/sioproxy-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' || true
+  # One package at a time: the suites are CPU-heavy and some measure latency.
+  go test -p 1 -count=1 -timeout 40m -v ./test/... 2>&1 | tee /tmp/sioproxy-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' || true
   grep -q '^FAIL' /tmp/sioproxy-e2e.log && exit 1
   grep -q '^ok' /tmp/sioproxy-e2e.log || { echo "end-to-end tests did not run" >&2; exit 1; }
 }

@@ -233,13 +233,17 @@ func (m *Mirror) Mirrored(sid []byte) bool { return m.lookup(sid) != nil }
 // ClientPolling implements proxy.Mirror: the packets of a polling POST body are queued for replay.
 func (m *Mirror) ClientPolling(sid []byte, body []byte) {
 	if s := m.lookup(sid); s != nil {
+		if s.failed.Load() {
+			m.stats.packetsDropped.Add(1) // the shadow is gone: counted, not parsed
+			return
+		}
 		s.payload(false, body)
 	}
 }
 
 // ServerPolling implements proxy.Mirror: acks and events of a poll response are queued for comparison.
 func (m *Mirror) ServerPolling(sid []byte, body []byte) {
-	if s := m.lookup(sid); s != nil {
+	if s := m.lookup(sid); s != nil && !s.failed.Load() {
 		s.payload(true, body)
 	}
 }
@@ -249,8 +253,8 @@ func (m *Mirror) ServerPolling(sid []byte, body []byte) {
 func (m *Mirror) Tunnel(rawSID string, req *fasthttp.Request) proxy.MirrorTunnel {
 	if rawSID != "" {
 		s := m.lookup([]byte(rawSID))
-		if s == nil {
-			return nil
+		if s == nil || s.failed.Load() {
+			return nil // unmirrored, or its shadow is gone: the proxy parks the tunnel
 		}
 		return newTee(s, false)
 	}

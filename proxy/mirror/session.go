@@ -66,6 +66,7 @@ type session struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	upgraded  atomic.Bool // an upgrade to WebSocket completed (a tunnel carries the session)
+	failed    atomic.Bool // the shadow is gone: the primary's traffic is no longer looked at
 
 	// Owned by the run goroutine.
 	shadow        *shadowConn
@@ -523,6 +524,7 @@ func (s *session) poke() {
 
 // markDead notes that no more shadow acks will come and settles what waited for them.
 func (s *session) markDead() {
+	s.failed.Store(true)
 	s.mu.Lock()
 	s.dead = true
 	var done []settled

@@ -22,6 +22,10 @@ func newTee(s *session, owns bool) *tee {
 
 // FromClient implements proxy.MirrorTunnel.
 func (t *tee) FromClient(p []byte) {
+	if t.s.failed.Load() {
+		t.s.m.stats.packetsDropped.Add(1) // the shadow is gone: counted, not parsed
+		return
+	}
 	if t.client.Err() == nil && t.client.Feed(p) != nil {
 		t.s.m.stats.decodeErrors.Add(1)
 	}
@@ -29,6 +33,9 @@ func (t *tee) FromClient(p []byte) {
 
 // FromServer implements proxy.MirrorTunnel.
 func (t *tee) FromServer(p []byte) {
+	if t.s.failed.Load() {
+		return
+	}
 	if t.server.Err() == nil && t.server.Feed(p) != nil {
 		t.s.m.stats.decodeErrors.Add(1)
 	}
