@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -74,29 +73,17 @@ func Start(ctx context.Context, n int, log *zap.Logger) (urls []string, stop fun
 		return nil, nil, err
 	}
 	b := &bus{}
-	type backend struct {
-		eio  *eioserver.Server
-		http *fasthttp.Server
-		done chan struct{}
-	}
-	var backends []backend
+	var listeners []*eioserver.Listener
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			for _, be := range backends {
-				be.eio.Close()
-				_ = be.http.Shutdown()
-				<-be.done
+			for _, l := range listeners {
+				l.Close()
 			}
 		})
 	}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("backend-%d", i)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("demo: %s: %w", name, err)
-		}
 		eio := eioserver.New(eioserver.Options{
 			Name:     name,
 			Logger:   log,
@@ -104,22 +91,14 @@ func Start(ctx context.Context, n int, log *zap.Logger) (urls []string, stop fun
 		})
 		eio.OnEvent("chat", chatHandler(name, b, time.Now))
 		b.join(eio)
-		hs := &fasthttp.Server{
-			Handler:            eio.Handler,
-			Name:               "sioproxy-demo",
-			MaxRequestBodySize: 2 << 20,
-			Logger:             zap.NewStdLog(log),
+		l, err := eio.Listen("127.0.0.1:0", "sioproxy-demo")
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("demo: %s: %w", name, err)
 		}
-		be := backend{eio: eio, http: hs, done: make(chan struct{})}
-		go func() {
-			defer close(be.done)
-			if err := hs.Serve(ln); err != nil {
-				log.Warn("demo backend stopped", zap.String("backend", name), zap.Error(err))
-			}
-		}()
-		backends = append(backends, be)
-		urls = append(urls, "http://"+ln.Addr().String())
-		log.Info("demo backend listening", zap.String("backend", name), zap.String("url", urls[len(urls)-1]))
+		listeners = append(listeners, l)
+		urls = append(urls, l.URL)
+		log.Info("demo backend listening", zap.String("backend", name), zap.String("url", l.URL))
 	}
 	go func() {
 		<-ctx.Done()

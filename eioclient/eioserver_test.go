@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"sioproxy/eioclient"
 	"sioproxy/eioserver"
 )
@@ -18,19 +16,12 @@ import (
 func startEIOServer(t *testing.T, opts eioserver.Options) (*eioserver.Server, string) {
 	t.Helper()
 	srv := eioserver.New(opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := srv.Listen("127.0.0.1:0", "eioserver")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &fasthttp.Server{Handler: srv.Handler}
-	served := make(chan struct{})
-	go func() { _ = fs.Serve(ln); close(served) }()
-	t.Cleanup(func() {
-		srv.Close()
-		_ = fs.Shutdown()
-		<-served
-	})
-	return srv, "http://" + ln.Addr().String()
+	t.Cleanup(l.Close)
+	return srv, l.URL
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -77,14 +77,12 @@ func BenchmarkPollingGet(b *testing.B) {
 func BenchmarkWebSocketEmit(b *testing.B) {
 	connected := make(chan *Socket, 1)
 	srv := New(Options{Logger: zap.NewNop(), OnConnect: func(so *Socket) { connected <- so }})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := srv.Listen("127.0.0.1:0", "eioserver")
 	if err != nil {
 		b.Fatal(err)
 	}
-	fs := &fasthttp.Server{Handler: srv.Handler}
-	go func() { _ = fs.Serve(ln) }()
-	b.Cleanup(func() { srv.Close(); _ = fs.Shutdown() })
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/socket.io/?EIO=4&transport=websocket", nil)
+	b.Cleanup(l.Close)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(l.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,13 +3,11 @@ package eioserver
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -24,19 +22,12 @@ func startServer(t *testing.T, opts Options, setup ...func(*Server)) (*Server, s
 	for _, f := range setup {
 		f(srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := srv.Listen("127.0.0.1:0", "eioserver")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &fasthttp.Server{Handler: srv.Handler, MaxRequestBodySize: 2 << 20}
-	served := make(chan struct{})
-	go func() { _ = fs.Serve(ln); close(served) }()
-	t.Cleanup(func() {
-		srv.Close()
-		_ = fs.Shutdown()
-		<-served
-	})
-	return srv, "http://" + ln.Addr().String()
+	t.Cleanup(l.Close)
+	return srv, l.URL
 }
 
 // testCtx returns a context bounded by a generous deadline, so a broken exchange fails, not hangs.

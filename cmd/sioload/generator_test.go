@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"sioproxy/eioclient"
 	"sioproxy/eioserver"
 )
@@ -19,20 +17,12 @@ import (
 // startEIOServer serves an eioserver on 127.0.0.1:0 and returns its base URL.
 func startEIOServer(t *testing.T) string {
 	t.Helper()
-	srv := eioserver.New(eioserver.Options{Name: "b1"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := eioserver.New(eioserver.Options{Name: "b1"}).Listen("127.0.0.1:0", "eioserver")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &fasthttp.Server{Handler: srv.Handler}
-	served := make(chan struct{})
-	go func() { _ = fs.Serve(ln); close(served) }()
-	t.Cleanup(func() {
-		srv.Close()
-		_ = fs.Shutdown()
-		<-served
-	})
-	return "http://" + ln.Addr().String()
+	t.Cleanup(l.Close)
+	return l.URL
 }
 
 // TestGeneratorAgainstEIOServer runs the generator for ~2 s with 20 sessions per mode against

@@ -10,13 +10,11 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"sioproxy/eioserver"
@@ -28,21 +26,13 @@ func main() {
 	flag.Parse()
 	log := zap.NewNop()
 	for i := 1; i <= *n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		eio := eioserver.New(eioserver.Options{Name: fmt.Sprintf("b%d", i), PingInterval: *ping, Logger: log})
+		l, err := eio.Listen("127.0.0.1:0", "benchbackend")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "benchbackend:", err)
 			os.Exit(1)
 		}
-		eio := eioserver.New(eioserver.Options{Name: fmt.Sprintf("b%d", i), PingInterval: *ping, Logger: log})
-		hs := &fasthttp.Server{
-			Handler:            eio.Handler,
-			Name:               "benchbackend",
-			MaxRequestBodySize: 2 << 20,
-			Concurrency:        1 << 20,
-			Logger:             zap.NewStdLog(log),
-		}
-		go hs.Serve(ln) //nolint:errcheck // ends with the process
-		fmt.Printf("http://%s\n", ln.Addr())
+		fmt.Println(l.URL)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
