@@ -100,8 +100,8 @@ func setForwarded(ctx *fasthttp.RequestCtx, trusted trustedNets, buf []byte) {
 	}
 	buf = peer.AppendTo(buf)
 	h.SetBytesKV(headerXFF, buf)
-	real := clientAddr(ctx, trusted)
-	h.SetBytesKV(headerXRealIP, real.AppendTo(buf[len(buf):]))
+	client := clientAddr(ctx, trusted)
+	h.SetBytesKV(headerXRealIP, client.AppendTo(buf[len(buf):]))
 	if ctx.IsTLS() {
 		h.SetBytesKV(headerXFProto, valueHTTPS)
 	} else if len(trusted) == 0 || !trusted.contains(peer) || len(h.PeekBytes(headerXFProto)) == 0 {

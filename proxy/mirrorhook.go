@@ -24,7 +24,7 @@ type Mirror interface {
 	// ServerPolling receives the body of a polling GET response of a mirrored session.
 	ServerPolling(sid []byte, body []byte)
 	// Tunnel is called when a WebSocket tunnel is up; rawSID is "" for a WebSocket-only session (the
-	// mirror samples it then). A nil result leaves the tunnel unmirrored (zero-copy splice).
+	// mirror samples it then). A nil result leaves the tunnel unmirrored (parked: no goroutine while idle).
 	Tunnel(rawSID string, req *fasthttp.Request) MirrorTunnel
 	// HTTP receives a request on a non-Engine.IO path (fire and forget, sampled by the mirror).
 	HTTP(req *fasthttp.Request)

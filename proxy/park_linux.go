@@ -24,9 +24,8 @@ type parker struct {
 	epfd       int
 	wakeR      int // read end of the stop pipe, registered with id 0
 	wakeW      int
-	mu         sync.Mutex
-	dirs       map[uint64]*parkDir
-	next       uint64
+	dirs       sync.Map // id -> *parkDir; read without a lock on every readiness event
+	next       atomic.Uint64
 	buf        []byte // the poller's own buffer
 	pool       sync.Pool
 	stopped    atomic.Bool
@@ -92,8 +91,7 @@ func newParker() (*parker, error) {
 		syscall.Close(p[1])
 		return nil, err
 	}
-	pk := &parker{epfd: epfd, wakeR: p[0], wakeW: p[1], dirs: make(map[uint64]*parkDir), next: 1,
-		buf: make([]byte, parkBufSize), loopExited: make(chan struct{})}
+	pk := &parker{epfd: epfd, wakeR: p[0], wakeW: p[1], buf: make([]byte, parkBufSize), loopExited: make(chan struct{})}
 	pk.pool.New = func() any { b := make([]byte, parkBufSize); return &b }
 	go pk.loop()
 	return pk, nil
@@ -127,10 +125,8 @@ func (pk *parker) loop() {
 			if id == 0 {
 				return
 			}
-			pk.mu.Lock()
-			d := pk.dirs[id]
-			pk.mu.Unlock()
-			if d != nil {
+			if v, ok := pk.dirs.Load(id); ok {
+				d := v.(*parkDir)
 				if events[i].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 					d.hup.Store(true)
 				}
@@ -162,13 +158,10 @@ func (pk *parker) prepare(t *tunnel, client, backend *net.TCPConn, idle time.Dur
 		d.readFn, d.writeFn = d.rawRead, d.rawWrite
 		d.addFn = pk.adder(d)
 	}
-	pk.mu.Lock()
 	for i := range pt.dirs {
-		pt.dirs[i].id = pk.next
-		pk.dirs[pk.next] = &pt.dirs[i]
-		pk.next++
+		pt.dirs[i].id = pk.next.Add(1) // from 1: id 0 is the stop pipe
+		pk.dirs.Store(pt.dirs[i].id, &pt.dirs[i])
 	}
-	pk.mu.Unlock()
 	return pt, nil
 }
 
@@ -198,10 +191,8 @@ func (pk *parker) unpark(pt *parkedTunnel) {
 	if pt.timer != nil {
 		pt.timer.Stop()
 	}
-	pk.mu.Lock()
-	delete(pk.dirs, pt.dirs[0].id)
-	delete(pk.dirs, pt.dirs[1].id)
-	pk.mu.Unlock()
+	pk.dirs.Delete(pt.dirs[0].id)
+	pk.dirs.Delete(pt.dirs[1].id)
 }
 
 // checkIdle closes the tunnel when no bytes moved either way for idle, else waits the rest.
@@ -351,4 +342,15 @@ func (p *Proxy) stopParker() {
 	if p.park != nil {
 		p.park.stop()
 	}
+}
+
+// parkedDirs counts the directions the poller relays (two per parked tunnel).
+func (p *Proxy) parkedDirs() int {
+	pk := p.park
+	if pk == nil {
+		return 0
+	}
+	n := 0
+	pk.dirs.Range(func(any, any) bool { n++; return true })
+	return n
 }

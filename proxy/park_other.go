@@ -24,3 +24,5 @@ func (pk *parker) prepare(*tunnel, *net.TCPConn, *net.TCPConn, time.Duration) (*
 func (pk *parker) start(*parkedTunnel) error { return errors.New("tunnel parking is Linux only") }
 
 func (pk *parker) unpark(*parkedTunnel) {}
+
+func (p *Proxy) parkedDirs() int { return 0 }

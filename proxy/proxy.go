@@ -247,8 +247,7 @@ func (p *Proxy) client(be *balancer.Backend, rt *rtConfig) *fasthttp.HostClient 
 			return fasthttp.DialTimeout(addr, dialTimeout)
 		},
 	}
-	actual, _ := p.clients.Swap(be.ID, hc)
-	_ = actual
+	p.clients.Store(be.ID, hc) // a newer address replaces the old client; requests on it finish
 	return hc
 }
 

@@ -406,10 +406,17 @@ func TestUpgradeWithSIDReachesOwner(t *testing.T) {
 func TestTunnelsLeaveNothingBehind(t *testing.T) {
 	b := startBackend(t, "leak")
 	p := startProxy(t, nil, specsOf(b))
-	// Warm up pools, then take the baseline.
+	// Warm up pools, then take the baseline. Tunnels are parked (no goroutine while idle): the
+	// poller's registrations are counted too.
 	c, _, err := websocket.DefaultDialer.Dial(wsURL(p.addr, ""), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS == "linux" && p.parkedDirs() != 2 {
+		t.Fatalf("a live tunnel is not parked: %d poller registrations, want 2", p.parkedDirs())
 	}
 	c.Close()
 	waitFor(t, func() bool { return p.Tunnels() == 0 })
@@ -444,7 +451,9 @@ func TestTunnelsLeaveNothingBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return p.Tunnels() == 0 && p.bal.Stats(b.url()).Tunnels.Load() == 0 })
+	waitFor(t, func() bool {
+		return p.Tunnels() == 0 && p.bal.Stats(b.url()).Tunnels.Load() == 0 && p.parkedDirs() == 0
+	})
 	// Idle server workers come and go on their own; what must be gone is every tunnel goroutine.
 	var g, fd int
 	ok := eventually(func() bool {

@@ -27,7 +27,7 @@ const upgradeSlack = time.Second
 // maxUpgradeResponse bounds the backend's answer to an upgrade request.
 const maxUpgradeResponse = 64 << 10
 
-// tunnel is one spliced WebSocket connection pair.
+// tunnel is one relayed WebSocket connection pair.
 type tunnel struct {
 	client, backend net.Conn
 	backendID       string
@@ -183,7 +183,8 @@ func hostOnly(addr string) string {
 }
 
 // upgrade forwards the upgrade request on conn, relays the backend's answer, and on 101 hijacks the
-// client connection and splices bytes both ways until either side ends.
+// client connection and relays bytes both ways (parked, or through splice for a mirrored tunnel or
+// a non-TCP backend) until either side ends.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, conn net.Conn, rawSID []byte) {
 	tunnelled := false
 	if rawSID == nil {
