@@ -501,16 +501,15 @@ func (a *app) Undrain(id string) error {
 
 // Ready implements admin.Controller: ready when some backend can take a new session.
 func (a *app) Ready() (bool, string) {
-	snap := a.bal.Snapshot()
-	for _, be := range snap.Backends {
+	for _, be := range a.bal.Snapshot().Backends {
 		if be.State == balancer.Active && be.Weight > 0 {
-			if w := a.watcher; w != nil && !w.Healthy() {
-				return true, "" // serving the last known set; /metrics tells Consul is down
-			}
-			return true, ""
+			return true, "" // with Consul down this is the last known set; /metrics says so
 		}
 	}
-	if w := a.watcher; w != nil && !w.Healthy() {
+	a.mu.Lock()
+	w := a.watcher
+	a.mu.Unlock()
+	if w != nil && !w.Healthy() {
 		return false, "no eligible backend, and Consul is unreachable"
 	}
 	return false, "no eligible backend"
