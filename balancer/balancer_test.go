@@ -493,3 +493,29 @@ func TestPlaceZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestClaim(t *testing.T) {
+	b := New(nil)
+	b.Update([]Spec{{ID: "a", Addr: "a:1", Weight: 1}})
+	be := b.Snapshot().ByID("a")
+	c := be.Claim()
+	d := be.Claim()
+	if n := be.Sessions.Load(); n != 2 {
+		t.Fatalf("Sessions after two claims = %d, want 2", n)
+	}
+	c.Release()
+	c.Release()
+	if c.Keep() {
+		t.Error("Keep after Release reported a count")
+	}
+	if n := be.Sessions.Load(); n != 1 {
+		t.Fatalf("Sessions after a double Release = %d, want 1", n)
+	}
+	if !d.Keep() {
+		t.Error("Keep of a held claim = false")
+	}
+	d.Release()
+	if n := be.Sessions.Load(); n != 1 {
+		t.Fatalf("Release after Keep changed Sessions to %d, want 1", n)
+	}
+}

@@ -65,3 +65,30 @@ func (st *Stats) tokenWait(now, interval, burst int64) int64 {
 	tat := max(st.tat.Load(), now)
 	return max(tat+interval-now-burst*interval, 0)
 }
+
+// Claim is one new session counted in its backend's Sessions from placement on, so that a burst of
+// placements spreads before the sessions are established. Exactly one of Release or Keep takes it
+// over; later calls do nothing. A Claim has one owner (it is not safe for concurrent use).
+type Claim struct{ st *Stats }
+
+// Claim counts a new session on be and returns its claim.
+func (be *Backend) Claim() Claim {
+	be.Sessions.Add(1)
+	return Claim{st: be.Stats}
+}
+
+// Release takes the count back: the session did not come about, or it has ended.
+func (c *Claim) Release() {
+	if c.st != nil {
+		c.st.Sessions.Add(-1)
+		c.st = nil
+	}
+}
+
+// Keep hands the count over to a new owner (which then releases it through the backend's Stats),
+// and reports whether the claim still held one.
+func (c *Claim) Keep() bool {
+	held := c.st != nil
+	c.st = nil
+	return held
+}

@@ -47,6 +47,11 @@ func startBackend(t testing.TB, name string) *testBackend {
 			ctx.SetBodyString("no type")
 			return
 		}
+		if path == "/socket.io/socket.io.js" { // what socket.io serves under its own path, sid or not
+			ctx.SetContentType("application/javascript; charset=utf-8")
+			ctx.SetBodyString("/*! Socket.IO client */")
+			return
+		}
 		if !strings.HasPrefix(path, "/socket.io/") {
 			ctx.SetBodyString("backend:" + name)
 			return

@@ -75,34 +75,31 @@ func splitURI(uri []byte) (path, query []byte) {
 }
 
 // resolve finds the owner of a sid: by its tag, else by the session table. raw is the sid without
-// its tag; tagged tells whether the request URI must be rewritten.
-func (p *Proxy) resolve(rt *rtConfig, snap *balancer.Snapshot, sid []byte) (be *balancer.Backend, raw []byte, tagged bool) {
+// its tag; tagged tells whether the request URI must be rewritten; known whether the session table
+// has the sid (a tagged sid it lacks is routed, and adopted once its backend answers with success).
+func (p *Proxy) resolve(snap *balancer.Snapshot, sid []byte) (be *balancer.Backend, raw []byte, tagged, known bool) {
 	if tag, r, ok := sticky.SplitTagged(sid); ok {
 		if be = snap.ByTag(tag); be != nil {
-			// Keep the table (session counts, expiry) in step with traffic this process sees.
-			if _, known := p.table.Get(r); !known {
-				p.table.Put(string(r), be.ID, rt.SessionTTL+rt.TTLMargin)
-				be.Sessions.Add(1)
-			}
-			return be, r, true
+			_, known = p.table.Get(r) // refreshes the entry's expiry
+			return be, r, true, known
 		}
 		if id, ok := p.table.Get(r); ok {
-			return snap.ByID(id), r, true
+			return p.ledger.owner(snap, id, r), r, true, true
 		}
 	}
 	if id, ok := p.table.Get(sid); ok {
-		return snap.ByID(id), sid, false
+		return p.ledger.owner(snap, id, sid), sid, false, true
 	}
-	return nil, sid, false
+	return nil, sid, false, false
 }
 
 // sticky handles a request that carries a sid: it goes to the owner or nowhere (invariant 1).
 func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info, path, query []byte) {
 	snap := p.balancer.Snapshot()
-	be, raw, tagged := p.resolve(rt, snap, info.SID)
+	be, raw, tagged, known := p.resolve(snap, info.SID)
 	if be == nil {
 		p.metrics.SIDUnknown()
-		p.logSID(zap.DebugLevel, "session id unknown", ctx, nil, info.SID, raw)
+		p.logSID(zap.DebugLevel, "session id unknown", ctx, nil, raw)
 		sidUnknown(ctx, info.Upgrade)
 		return
 	}
@@ -111,35 +108,41 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		raw = stripTag(ctx, path, query, info.SIDStart, len(info.SID)-len(raw), raw)
 	}
 	if info.Upgrade {
-		p.tunnel(ctx, rt, be, raw)
+		p.tunnel(ctx, rt, be, raw, known)
 		return
 	}
-	closing := ctx.IsPost() && sticky.HasClosePacket(ctx.Request.Body())
+	post := ctx.IsPost()
+	closing := post && sticky.HasClosePacket(ctx.Request.Body())
 	mirrored := p.mirror != nil && p.mirror.Mirrored(raw)
-	if mirrored && ctx.IsPost() {
+	if mirrored && post {
 		p.mirror.ClientPolling(raw, ctx.Request.Body())
 	}
 	err := p.forward(ctx, rt, be)
 	if err != nil {
 		// The owner is unreachable: the session is lost; tell the client at once, Engine.IO style.
 		p.balancer.ReportFailure(be)
-		p.table.Delete(raw)
-		p.logSID(zap.WarnLevel, "owner unreachable", ctx, be, nil, raw, zap.Error(err))
+		p.ledger.end(raw)
+		p.logSID(zap.WarnLevel, "owner unreachable", ctx, be, raw, zap.Error(err))
 		p.metrics.SIDUnknown()
 		sidUnknown(ctx, false)
 		return
 	}
-	status := ctx.Response.StatusCode()
+	resp := &ctx.Response
+	status := resp.StatusCode()
 	if mirrored && status == fasthttp.StatusOK && ctx.IsGet() {
-		body := ctx.Response.Body()
-		if enc := ctx.Response.Header.ContentEncoding(); len(enc) > 0 {
+		body := resp.Body()
+		if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
 			body, _ = sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
 		}
 		p.mirror.ServerPolling(raw, body)
 	}
-	if status == fasthttp.StatusBadRequest || closing ||
-		(status == fasthttp.StatusOK && ctx.IsGet() && sticky.HasClosePacket(ctx.Response.Body())) {
-		p.table.Delete(raw)
+	switch {
+	case status == fasthttp.StatusBadRequest || closing ||
+		(status == fasthttp.StatusOK && ctx.IsGet() && sticky.HasClosePacket(resp.Body())):
+		p.ledger.end(raw)
+	case !known && status == fasthttp.StatusOK && info.Transport == sticky.TransportPolling &&
+		sticky.IsPollingAnswer(post, resp.Header.ContentType(), resp.Header.ContentEncoding(), resp.Body()):
+		p.ledger.adopt(raw, be, rt.SessionTTL+rt.TTLMargin)
 	}
 }
 
@@ -162,37 +165,36 @@ func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int
 
 // handshake places a new polling session, forwards it (retrying on another backend when one is
 // down: a handshake is safe to retry), and learns and tags the sid from the open packet. The session
-// counts against its backend from placement on, so a burst of handshakes spreads.
+// counts against its backend from placement on (its claim), so a burst of handshakes spreads.
 func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info) {
 	// An encoded handshake would have to be decoded to read the sid; ask for identity instead.
 	ctx.Request.Header.Del(fasthttp.HeaderAcceptEncoding)
-	be, err := p.placeAndForward(ctx, rt, true)
+	be, claim, err := p.placeAndForward(ctx, rt, true)
 	if be == nil || err != nil {
 		return
 	}
 	if ctx.Response.StatusCode() != fasthttp.StatusOK {
-		be.Sessions.Add(-1)
+		claim.Release()
 		if ctx.Response.StatusCode() >= 500 {
 			p.balancer.ReportFailure(be)
 		}
 		return
 	}
 	p.balancer.ReportSuccess(be)
-	if !p.learn(ctx, rt, be) {
-		be.Sessions.Add(-1)
-	}
+	p.learn(ctx, rt, be, &claim)
 }
 
-// learn extracts the sid from a handshake response, tags it, and records the session (already
-// counted on be). It reports whether it recorded one.
-func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend) bool {
+// learn extracts the sid from a handshake response, tags it, and records the session, whose claim
+// it takes over: kept by the new table entry, or released when no session resulted.
+func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, claim *balancer.Claim) {
+	defer claim.Release() // a no-op once the ledger kept it
 	resp := &ctx.Response
 	body := resp.Body()
 	if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
 		plain, err := sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
 		if err != nil {
 			p.log.Warn("handshake body not decodable", zap.String("backend", be.ID), zap.Error(err))
-			return false
+			return
 		}
 		resp.Header.DelBytes([]byte(fasthttp.HeaderContentEncoding))
 		resp.SetBody(plain)
@@ -207,29 +209,30 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 			resp.SetBodyRaw(out)
 		} else if !errors.Is(err, sticky.ErrNotRewritable) {
 			p.log.Warn("handshake not understood", zap.String("backend", be.ID), zap.Error(err))
-			return false
+			return
 		}
 	} else {
 		hs, err = sticky.ParseHandshake(body)
 		if err != nil {
 			p.log.Warn("handshake not understood", zap.String("backend", be.ID), zap.Error(err))
-			return false
+			return
 		}
 	}
 	ttl := rt.SessionTTL
 	if hs.PingInterval > 0 || hs.PingTimeout > 0 {
 		ttl = hs.PingInterval + hs.PingTimeout
 	}
-	p.table.Put(string(hs.SID), be.ID, ttl+rt.TTLMargin)
+	sid := string(hs.SID)
+	if !p.ledger.learn(claim, be, sid, ttl+rt.TTLMargin) {
+		return
+	}
 	p.metrics.Handshake(be.ID)
 	if p.mirror != nil {
-		p.mirror.OpenPolling(string(hs.SID), &ctx.Request)
+		p.mirror.OpenPolling(sid, &ctx.Request)
 	}
 	if ce := p.log.Check(zap.DebugLevel, "session start"); ce != nil {
-		ce.Write(zap.String("sid", string(hs.SID)), zap.String("backend", be.ID),
-			zap.Stringer("client", ctx.RemoteAddr()))
+		ce.Write(sidField(sid), zap.String("backend", be.ID), zap.Stringer("client", ctx.RemoteAddr()))
 	}
-	return true
 }
 
 // placed handles requests without a session: other paths, WebSocket-only handshakes, and
@@ -255,7 +258,7 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		// Other paths may stream (downloads, server-sent events): never hold them back.
 		ctx.Response.StreamBody = true
 	}
-	be, err := p.placeAndForward(ctx, rt, false)
+	be, _, err := p.placeAndForward(ctx, rt, false)
 	if be != nil && err == nil && !info.EngineIO && rt.AffinityCookie != "" && be.Tag != "" {
 		setAffinityCookie(ctx, rt.AffinityCookie, be.Tag)
 	}
@@ -266,9 +269,9 @@ const maxHandshakeTries = 3
 
 // placeAndForward places a request without a session and forwards it, trying up to
 // maxHandshakeTries backends when a backend cannot be reached. With session set, the backend that
-// answered keeps one more session on its count (the caller takes it back if no session results).
+// answered holds the returned claim of the new session (the caller keeps or releases it).
 // It has answered the client when it returns a nil backend or an error.
-func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session bool) (*balancer.Backend, error) {
+func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session bool) (*balancer.Backend, balancer.Claim, error) {
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
 	if rt.HashKey != nil {
@@ -282,26 +285,25 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session 
 			if lastErr != nil {
 				p.log.Warn("no backend answered", zap.Error(lastErr), zap.Stringer("client", ctx.RemoteAddr()))
 				unavailable(ctx, fasthttp.StatusBadGateway, 0)
-				return nil, lastErr
+				return nil, balancer.Claim{}, lastErr
 			}
 			if reason == balancer.AllFull {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, int(p.balancer.RetryAfter()/time.Second))
 			} else {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, 2)
 			}
-			return nil, nil
+			return nil, balancer.Claim{}, nil
 		}
 		tried[i] = be
+		var claim balancer.Claim
 		if session {
-			be.Sessions.Add(1)
+			claim = be.Claim()
 		}
 		err := p.forward(ctx, rt, be)
 		if err == nil {
-			return be, nil
+			return be, claim, nil
 		}
-		if session {
-			be.Sessions.Add(-1)
-		}
+		claim.Release()
 		lastErr = err
 		p.balancer.ReportFailure(be)
 		p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
@@ -310,7 +312,7 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session 
 		}
 	}
 	unavailable(ctx, fasthttp.StatusBadGateway, 0)
-	return nil, lastErr
+	return nil, balancer.Claim{}, lastErr
 }
 
 // forward sends the request to be and puts its response into ctx.Response. A non-nil error means
@@ -341,14 +343,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	return nil
 }
 
-func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx, be *balancer.Backend, sid, raw []byte, extra ...zap.Field) {
+func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx, be *balancer.Backend, raw []byte, extra ...zap.Field) {
 	ce := p.log.Check(level, msg)
 	if ce == nil {
 		return
 	}
-	fields := append([]zap.Field{
-		zap.ByteString("sid", sid), zap.ByteString("sid_raw", raw), zap.Stringer("client", ctx.RemoteAddr()),
-	}, extra...)
+	fields := append([]zap.Field{sidField(raw), zap.Stringer("client", ctx.RemoteAddr())}, extra...)
 	if be != nil {
 		fields = append(fields, zap.String("backend", be.ID))
 	}

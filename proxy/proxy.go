@@ -66,6 +66,7 @@ type rtConfig struct {
 type Proxy struct {
 	log      *zap.Logger
 	balancer *balancer.Balancer
+	ledger   *ledger // sessions: table entries and backend counters
 	table    *sticky.Table
 	now      func() time.Time
 
@@ -112,8 +113,8 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 // WithMetrics sets the metrics sink.
 func WithMetrics(m Metrics) Option { return func(p *Proxy) { p.metrics = m } }
 
-// New builds a Proxy over a balancer. The session table is created here; its evictions keep the
-// per-backend session counters of the balancer right.
+// New builds a Proxy over a balancer. The session ledger (table and per-backend counters) is
+// created here.
 func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Proxy {
 	p := &Proxy{
 		log:       log,
@@ -127,7 +128,8 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 	for _, o := range opts {
 		o(p)
 	}
-	p.table = sticky.NewTable(p.now, p.sessionEnded)
+	p.ledger = newLedger(p.now, b, p.sessionEnded)
+	p.table = p.ledger.table
 	p.Apply(s)
 	p.server = &fasthttp.Server{
 		Handler:                       p.Handle,
@@ -207,16 +209,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// sessionEnded is the session table's eviction callback.
+// sessionEnded runs after the ledger ended a session (its counters are already right).
 func (p *Proxy) sessionEnded(sid, backendID string) {
 	if p.mirror != nil {
 		p.mirror.Close(sid)
 	}
-	if st := p.balancer.Stats(backendID); st != nil {
-		st.Sessions.Add(-1)
-	}
 	if ce := p.log.Check(zap.DebugLevel, "session end"); ce != nil {
-		ce.Write(zap.String("sid", sid), zap.String("backend", backendID))
+		ce.Write(sidField(sid), zap.String("backend", backendID))
 	}
 }
 

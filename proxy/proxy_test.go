@@ -38,6 +38,11 @@ func specsOf(bs ...*testBackend) []balancer.Spec {
 
 func startProxy(t testing.TB, mod func(*Settings), specs []balancer.Spec) *testProxy {
 	t.Helper()
+	return startProxyOpts(t, mod, specs)
+}
+
+func startProxyOpts(t testing.TB, mod func(*Settings), specs []balancer.Spec, opts ...Option) *testProxy {
+	t.Helper()
 	bal := balancer.New(balancer.NewRoundRobin(), balancer.WithTagger(sticky.TagFor))
 	bal.Update(specs)
 	s := DefaultSettings()
@@ -45,7 +50,7 @@ func startProxy(t testing.TB, mod func(*Settings), specs []balancer.Spec) *testP
 	if mod != nil {
 		mod(&s)
 	}
-	p := New(zap.NewNop(), bal, s)
+	p := New(zap.NewNop(), bal, s, opts...)
 	ln, err := Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -109,14 +109,8 @@ func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 	return len(ts)
 }
 
-// CloseBackendTunnels closes up to limit live tunnels of a backend (limit <= 0: all) and returns
-// how many it closed. Clients reconnect and are placed anew.
-func (p *Proxy) CloseBackendTunnels(id string, limit int) int {
-	return p.tunnels.closeBackend(id, limit)
-}
-
 // placeTunnel places a WebSocket-only session (no sid) and tunnels it, trying another backend when
-// one cannot be dialled.
+// one cannot be dialled. The session counts on its backend from placement on (its claim).
 func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
@@ -138,33 +132,34 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 			return
 		}
 		tried[i] = be
-		be.Sessions.Add(1) // counted from placement on, so a burst of connects spreads
+		claim := be.Claim()
 		conn, err := dialBackend(be, rt.DialTimeout)
 		if err != nil {
-			be.Sessions.Add(-1)
+			claim.Release()
 			p.balancer.ReportFailure(be)
 			p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
 			continue
 		}
-		p.upgrade(ctx, rt, be, conn, nil)
+		p.upgrade(ctx, rt, be, conn, nil, true, claim)
 		return
 	}
 	unavailable(ctx, fasthttp.StatusBadGateway, 0)
 }
 
 // tunnel connects an upgrade request that carries a sid to its owner. An owner that cannot be
-// dialled loses the session: the client gets Engine.IO's raw 400 and starts over.
-func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, rawSID []byte) {
+// dialled loses the session: the client gets Engine.IO's raw 400 and starts over. known tells
+// whether the ledger has the session (else it is adopted once the backend answers 101).
+func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, rawSID []byte, known bool) {
 	conn, err := dialBackend(be, rt.DialTimeout)
 	if err != nil {
 		p.balancer.ReportFailure(be)
-		p.table.Delete(rawSID)
-		p.log.Warn("owner unreachable", zap.String("backend", be.ID), zap.ByteString("sid_raw", rawSID), zap.Error(err))
+		p.ledger.end(rawSID)
+		p.log.Warn("owner unreachable", zap.String("backend", be.ID), sidField(rawSID), zap.Error(err))
 		p.metrics.SIDUnknown()
 		sidUnknown(ctx, true)
 		return
 	}
-	p.upgrade(ctx, rt, be, conn, rawSID)
+	p.upgrade(ctx, rt, be, conn, rawSID, known, balancer.Claim{})
 }
 
 func dialBackend(be *balancer.Backend, timeout time.Duration) (net.Conn, error) {
@@ -184,17 +179,10 @@ func hostOnly(addr string) string {
 
 // upgrade forwards the upgrade request on conn, relays the backend's answer, and on 101 hijacks the
 // client connection and relays bytes both ways (parked, or through splice for a mirrored tunnel or
-// a non-TCP backend) until either side ends.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, conn net.Conn, rawSID []byte) {
-	tunnelled := false
-	if rawSID == nil {
-		// A WebSocket-only session was counted at placement; it ends here unless a tunnel carries it.
-		defer func() {
-			if !tunnelled {
-				be.Sessions.Add(-1)
-			}
-		}()
-	}
+// a non-TCP backend) until either side ends. claim is the WebSocket-only session's (rawSID nil);
+// upgrade takes it over: the tunnel holds it until it closes, or it is released at once.
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, conn net.Conn, rawSID []byte, known bool, claim balancer.Claim) {
+	defer claim.Release() // a no-op once the tunnel's entry holds it
 	h := &ctx.Request.Header
 	var scratch [128]byte
 	setForwarded(ctx, rt.trusted, scratch[:0])
@@ -223,12 +211,15 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			return
 		}
 		if ctx.Response.StatusCode() == fasthttp.StatusBadRequest && rawSID != nil {
-			p.table.Delete(rawSID)
+			p.ledger.end(rawSID)
 		}
 		ctx.SetConnectionClose()
 		return
 	}
 	conn.SetDeadline(time.Time{})
+	if rawSID != nil && !known {
+		p.ledger.adopt(rawSID, be, rt.SessionTTL+rt.TTLMargin) // the backend took it: a live session
+	}
 	var early []byte
 	if n := br.Buffered(); n > 0 {
 		early, _ = br.Peek(n) // frames the backend sent right after 101 (WebSocket-only open packet)
@@ -236,7 +227,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	sid := string(rawSID)
 	clientTCP, _ := ctx.Conn().(*net.TCPConn)
 	ctx.HijackSetNoResponse(true)
-	tunnelled = true
+	entry := p.ledger.openTunnel(be, claim, sid, p.now())
+	claim = balancer.Claim{} // the entry holds it now
 	ctx.Hijack(func(c net.Conn) {
 		// Close the socket itself: closing fasthttp's hijacked wrapper does nothing.
 		var client net.Conn = c
@@ -244,15 +236,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			client = clientTCP
 		}
 		t := &tunnel{client: client, backend: conn, backendID: be.ID}
-		start := time.Now()
 		ended := func() {
 			p.tunnels.remove(t)
-			be.Tunnels.Add(-1)
-			if sid == "" {
-				be.Sessions.Add(-1)
-			} else if seen, ok := p.table.LastSeen([]byte(sid)); ok && seen.Before(start.Add(upgradeSlack)) {
-				p.table.Delete([]byte(sid)) // the session had moved to this WebSocket: it ends with it
-			}
+			entry.close()
 		}
 		var mt MirrorTunnel
 		if p.mirror != nil {
@@ -278,12 +264,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			if mt != nil {
 				mt.Close()
 			}
-			if sid == "" {
-				be.Sessions.Add(-1)
-			}
+			entry.close()
 			return
 		}
-		be.Tunnels.Add(1)
 		if pt != nil {
 			// The hijack handler returns: the server keeps hijacked connections open (KeepHijackedConns).
 			if _, err := c.Write(append(head, early...)); err != nil || !drainBuffered(c, clientTCP, conn, nil) {
@@ -304,9 +287,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 
 func (p *Proxy) upgradeFailed(ctx *fasthttp.RequestCtx, be *balancer.Backend, rawSID []byte, err error) {
 	p.balancer.ReportFailure(be)
-	p.log.Warn("upgrade failed", zap.String("backend", be.ID), zap.ByteString("sid_raw", rawSID), zap.Error(err))
+	p.log.Warn("upgrade failed", zap.String("backend", be.ID), sidField(rawSID), zap.Error(err))
 	if rawSID != nil {
-		p.table.Delete(rawSID)
+		p.ledger.end(rawSID)
 		p.metrics.SIDUnknown()
 		sidUnknown(ctx, true)
 		return

@@ -48,7 +48,7 @@ func benchTable(n int) (*Table, [][]byte) {
 	for i := range keys {
 		sid := "sid-" + strconv.Itoa(i) + "-lv_VI97HAXpY6yYWAAAC"
 		keys[i] = []byte(sid)
-		tab.Put(sid, "backend-"+strconv.Itoa(i%8), time.Hour)
+		tab.PutIfAbsent(sid, "backend-"+strconv.Itoa(i%8), time.Hour)
 	}
 	return tab, keys
 }
@@ -78,12 +78,12 @@ func BenchmarkTablePut(b *testing.B) {
 	b.Run("refresh", func(b *testing.B) {
 		tab, _ := benchTable(0)
 		for _, sid := range sids {
-			tab.Put(sid, "backend-1", time.Hour)
+			tab.PutIfAbsent(sid, "backend-1", time.Hour)
 		}
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			tab.Put(sids[i&(len(sids)-1)], "backend-1", time.Hour)
+			tab.PutIfAbsent(sids[i&(len(sids)-1)], "backend-1", time.Hour)
 			i++
 		}
 	})
@@ -92,7 +92,7 @@ func BenchmarkTablePut(b *testing.B) {
 		key := []byte(sids[0])
 		b.ReportAllocs()
 		for b.Loop() {
-			tab.Put(sids[0], "backend-1", time.Hour)
+			tab.PutIfAbsent(sids[0], "backend-1", time.Hour)
 			tab.Delete(key)
 		}
 	})

@@ -65,3 +65,32 @@ func TestHasClosePacket(t *testing.T) {
 		})
 	}
 }
+
+func TestIsPollingAnswer(t *testing.T) {
+	cases := []struct {
+		name   string
+		post   bool
+		ct, ce string
+		body   string
+		want   bool
+	}{
+		{"post ok", true, "text/html", "", "ok", true},
+		{"post other", true, "text/html", "", "nope", false},
+		{"v4 payload", false, "text/plain; charset=UTF-8", "", "2\x1e4hello", true},
+		{"v4 binary", false, "text/plain; charset=UTF-8", "", "bAQID", true},
+		{"v3 text", false, "text/plain; charset=UTF-8", "", "1:6", true},
+		{"v3 binary", false, "application/octet-stream", "", "\x00\x01\xff6", true},
+		{"jsonp", false, "text/javascript; charset=UTF-8", "", `___eio[0]("1:6");`, true},
+		{"jsonp not", false, "text/javascript", "", "alert(1)", false},
+		{"gzip", false, "text/plain", "gzip", "\x1f\x8b", true},
+		{"client bundle", false, "application/javascript", "", "/*! Socket.IO */", false},
+		{"html page", false, "text/html", "", "<html>", false},
+		{"text not a packet", false, "text/plain", "", "hello", false},
+		{"empty", false, "text/plain", "", "", false},
+	}
+	for _, c := range cases {
+		if got := IsPollingAnswer(c.post, []byte(c.ct), []byte(c.ce), []byte(c.body)); got != c.want {
+			t.Errorf("%s: IsPollingAnswer = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

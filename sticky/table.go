@@ -27,8 +27,8 @@ type shard struct {
 
 // Table maps raw (untagged) sids to backend ids with an idle TTL. It is sharded by an FNV-1a hash
 // of the sid, so lookups of different sessions rarely contend; Get takes only a shard read lock.
-// Expired entries stop being returned at once and are removed by Sweep (or Delete, or a Put that
-// replaces them). All methods are safe for concurrent use.
+// Expired entries stop being returned at once and are removed by Sweep (or Delete, or a
+// PutIfAbsent that replaces them). All methods are safe for concurrent use.
 type Table struct {
 	now     func() time.Time
 	onEvict func(sid, backendID string)
@@ -36,8 +36,8 @@ type Table struct {
 }
 
 // NewTable returns an empty table. now is the clock (nil: time.Now). onEvict (may be nil) is called
-// once for every entry removed by Delete, Sweep or a Put that moves the sid to another backend,
-// never with a table lock held, so it may call back into the table.
+// once for every entry removed by Delete, Sweep, EvictBackend or a PutIfAbsent that replaces an
+// expired one, never with a table lock held, so it may call back into the table.
 func NewTable(now func() time.Time, onEvict func(sid, backendID string)) *Table {
 	if now == nil {
 		now = time.Now
@@ -64,33 +64,31 @@ func expiry(now, ttl int64) int64 {
 	return now + ttl
 }
 
-// Put records that sid lives on backendID, idle-expiring after ttl (ttl <= 0: never; only Delete
-// removes it). Putting a sid that is already on backendID just refreshes its TTL; putting it on
-// another backend replaces the entry and reports the old one to onEvict.
-func (t *Table) Put(sid string, backendID string, ttl time.Duration) {
+// PutIfAbsent records that sid lives on backendID, idle-expiring after ttl (ttl <= 0: never; only
+// Delete removes it), and reports whether it inserted the entry. A sid that is already present and
+// not expired is left as it is (a session is inserted once); an expired entry not yet swept is
+// replaced, and reported to onEvict first.
+func (t *Table) PutIfAbsent(sid string, backendID string, ttl time.Duration) bool {
 	now := t.now().UnixNano()
 	s := shardFor(t, sid)
 	s.mu.Lock()
 	old := s.m[sid]
-	if old != nil && old.backendID == backendID {
-		// Readers hold the read lock while they use ttl, so it can change in place here.
-		old.ttl = int64(ttl)
-		old.expires.Store(expiry(now, int64(ttl)))
-		s.mu.Unlock()
-		return
+	if old != nil {
+		if exp := old.expires.Load(); exp == 0 || exp > now {
+			s.mu.Unlock()
+			return false
+		}
+		s.decr(old.backendID)
 	}
 	e := &entry{backendID: backendID, ttl: int64(ttl)}
 	e.expires.Store(expiry(now, int64(ttl)))
 	s.m[sid] = e
-	moved := old != nil // on another backend (same-backend Puts returned above)
-	if moved {
-		s.decr(old.backendID)
-	}
 	s.counts[backendID]++
 	s.mu.Unlock()
-	if moved {
+	if old != nil {
 		t.onEvict(sid, old.backendID)
 	}
+	return true
 }
 
 // decr drops one entry of backendID from the shard's counts; the caller holds s.mu.

@@ -10,8 +10,8 @@ func TestEvictBackend(t *testing.T) {
 	var evicted []string
 	tb := NewTable(nil, func(sid, be string) { evicted = append(evicted, be+"/"+sid) })
 	for i := 0; i < 50; i++ {
-		tb.Put(fmt.Sprint("a", i), "A", time.Minute)
-		tb.Put(fmt.Sprint("b", i), "B", time.Minute)
+		tb.PutIfAbsent(fmt.Sprint("a", i), "A", time.Minute)
+		tb.PutIfAbsent(fmt.Sprint("b", i), "B", time.Minute)
 	}
 	if n := len(tb.EvictBackend("A", 7)); n != 7 || tb.Count("A") != 43 || tb.Count("B") != 50 || len(evicted) != 7 {
 		t.Fatalf("evict 7: removed %d, A=%d B=%d, callbacks %d", n, tb.Count("A"), tb.Count("B"), len(evicted))
@@ -32,7 +32,7 @@ func TestEvictBackend(t *testing.T) {
 func TestLastSeen(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tb := NewTable(func() time.Time { return now }, nil)
-	tb.Put("s", "A", time.Minute)
+	tb.PutIfAbsent("s", "A", time.Minute)
 	if seen, ok := tb.LastSeen([]byte("s")); !ok || !seen.Equal(now) {
 		t.Fatalf("after put: %v %v", seen, ok)
 	}

@@ -56,9 +56,9 @@ func TestTableGetPut(t *testing.T) {
 	if _, ok := tab.Get([]byte("nope")); ok {
 		t.Fatal("Get on an empty table succeeded")
 	}
-	tab.Put("s1", "b1", time.Minute)
-	tab.Put("s2", "b1", time.Minute)
-	tab.Put("s3", "b2", time.Minute)
+	tab.PutIfAbsent("s1", "b1", time.Minute)
+	tab.PutIfAbsent("s2", "b1", time.Minute)
+	tab.PutIfAbsent("s3", "b2", time.Minute)
 	if id, ok := tab.Get([]byte("s1")); !ok || id != "b1" {
 		t.Errorf("Get(s1) = %q, %v", id, ok)
 	}
@@ -71,31 +71,25 @@ func TestTableGetPut(t *testing.T) {
 	if a, b, c := tab.Count("b1"), tab.Count("b2"), tab.Count("b3"); a != 2 || b != 1 || c != 0 {
 		t.Errorf("Count = %d, %d, %d; want 2, 1, 0", a, b, c)
 	}
-	// Same backend: a refresh, no eviction, counts unchanged.
-	tab.Put("s1", "b1", time.Minute)
+	// A live sid is inserted once: a second PutIfAbsent, on any backend, changes nothing.
+	if tab.PutIfAbsent("s1", "b1", time.Minute) || tab.PutIfAbsent("s1", "b2", time.Minute) {
+		t.Error("PutIfAbsent of a live sid inserted it again")
+	}
 	if got := log.take(); len(got) != 0 {
-		t.Errorf("refreshing Put evicted %v", got)
+		t.Errorf("PutIfAbsent of a live sid evicted %v", got)
 	}
-	if n := tab.Count("b1"); n != 2 {
-		t.Errorf("Count(b1) after refresh = %d, want 2", n)
+	if a, b := tab.Count("b1"), tab.Count("b2"); a != 2 || b != 1 {
+		t.Errorf("Count after repeated PutIfAbsent = %d, %d; want 2, 1", a, b)
 	}
-	// Another backend: the old pair is evicted.
-	tab.Put("s1", "b2", time.Minute)
-	if got := log.take(); !slices.Equal(got, []string{"s1@b1"}) {
-		t.Errorf("moving Put evicted %v, want [s1@b1]", got)
-	}
-	if a, b := tab.Count("b1"), tab.Count("b2"); a != 1 || b != 2 {
-		t.Errorf("Count after move = %d, %d; want 1, 2", a, b)
-	}
-	if id, _ := tab.Get([]byte("s1")); id != "b2" {
-		t.Errorf("Get(s1) after move = %q, want b2", id)
+	if id, _ := tab.Get([]byte("s1")); id != "b1" {
+		t.Errorf("Get(s1) after repeated PutIfAbsent = %q, want b1", id)
 	}
 }
 
 func TestTableDelete(t *testing.T) {
 	var log evictLog
 	tab := NewTable(newFakeClock().Now, log.onEvict)
-	tab.Put("s1", "b1", time.Minute)
+	tab.PutIfAbsent("s1", "b1", time.Minute)
 	if !tab.Delete([]byte("s1")) {
 		t.Error("Delete(s1) = false")
 	}
@@ -114,10 +108,10 @@ func TestTableExpiry(t *testing.T) {
 	clk := newFakeClock()
 	var log evictLog
 	tab := NewTable(clk.Now, log.onEvict)
-	tab.Put("idle", "b1", 60*time.Second)
-	tab.Put("busy", "b1", 60*time.Second)
-	tab.Put("short", "b2", 10*time.Second)
-	tab.Put("forever", "b2", 0)
+	tab.PutIfAbsent("idle", "b1", 60*time.Second)
+	tab.PutIfAbsent("busy", "b1", 60*time.Second)
+	tab.PutIfAbsent("short", "b2", 10*time.Second)
+	tab.PutIfAbsent("forever", "b2", 0)
 
 	clk.Advance(40 * time.Second)
 	if _, ok := tab.Get([]byte("busy")); !ok { // refreshes busy to t+100s
@@ -143,8 +137,13 @@ func TestTableExpiry(t *testing.T) {
 	if id, ok := tab.Get([]byte("busy")); !ok || id != "b1" {
 		t.Error("busy expired although it was refreshed at 40s")
 	}
-	// An expired entry can be revived by Put and is not swept then.
-	tab.Put("idle", "b1", time.Minute)
+	// An expired entry is replaced by PutIfAbsent (the old one reported first) and not swept then.
+	if !tab.PutIfAbsent("idle", "b1", time.Minute) {
+		t.Error("PutIfAbsent over an expired entry did not insert")
+	}
+	if got := log.take(); !slices.Equal(got, []string{"idle@b1"}) {
+		t.Errorf("replacing an expired entry evicted %v, want [idle@b1]", got)
+	}
 	if n := tab.Sweep(); n != 0 {
 		t.Errorf("Sweep removed %d, want 0", n)
 	}
@@ -162,7 +161,7 @@ func TestTableExpiry(t *testing.T) {
 		t.Errorf("Len %d Count(b1) %d Count(b2) %d", tab.Len(), tab.Count("b1"), tab.Count("b2"))
 	}
 	// Delete of an expired, unswept entry still reports it.
-	tab.Put("gone", "b3", time.Second)
+	tab.PutIfAbsent("gone", "b3", time.Second)
 	clk.Advance(2 * time.Second)
 	if !tab.Delete([]byte("gone")) {
 		t.Error("Delete of an expired entry = false")
@@ -178,10 +177,10 @@ func TestTableEvictCallbackMayReenter(t *testing.T) {
 	var calls []string
 	tab = NewTable(clk.Now, func(sid, backendID string) {
 		calls = append(calls, sid)
-		tab.Put("re-"+sid, backendID, time.Hour) // would deadlock if called under a lock
+		tab.PutIfAbsent("re-"+sid, backendID, time.Hour) // would deadlock if called under a lock
 		_ = tab.Len()
 	})
-	tab.Put("a", "b1", time.Second)
+	tab.PutIfAbsent("a", "b1", time.Second)
 	clk.Advance(time.Minute)
 	if n := tab.Sweep(); n != 1 {
 		t.Fatalf("Sweep = %d", n)
@@ -194,7 +193,7 @@ func TestTableEvictCallbackMayReenter(t *testing.T) {
 
 func TestTableNilArgs(t *testing.T) {
 	tab := NewTable(nil, nil)
-	tab.Put("s", "b", time.Minute)
+	tab.PutIfAbsent("s", "b", time.Minute)
 	if id, ok := tab.Get([]byte("s")); !ok || id != "b" {
 		t.Errorf("Get = %q, %v", id, ok)
 	}
@@ -205,7 +204,7 @@ func TestTableNilArgs(t *testing.T) {
 
 func TestTableGetAllocs(t *testing.T) {
 	tab := NewTable(newFakeClock().Now, nil)
-	tab.Put("lv_VI97HAXpY6yYWAAAC", "backend-1", time.Minute)
+	tab.PutIfAbsent("lv_VI97HAXpY6yYWAAAC", "backend-1", time.Minute)
 	key := []byte("lv_VI97HAXpY6yYWAAAC")
 	miss := []byte("unknown-sid")
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -226,7 +225,7 @@ func TestTableConcurrent(t *testing.T) {
 	var evicted sync.Map
 	tab := NewTable(clk.Now, func(sid, backendID string) { evicted.Store(sid, backendID) })
 	const workers, perWorker = 8, 500
-	tab.Put("hot", "bh", time.Minute)
+	tab.PutIfAbsent("hot", "bh", time.Minute)
 	var wg sync.WaitGroup
 	for r := 0; r < 4; r++ { // readers refreshing one entry while writers sweep and advance the clock
 		wg.Add(1)
@@ -247,7 +246,7 @@ func TestTableConcurrent(t *testing.T) {
 			for i := 0; i < perWorker; i++ {
 				sid := fmt.Sprintf("w%d-s%d", w, i)
 				backend := fmt.Sprintf("b%d", i%4)
-				tab.Put(sid, backend, time.Minute)
+				tab.PutIfAbsent(sid, backend, time.Minute)
 				if id, ok := tab.Get([]byte(sid)); !ok || id != backend {
 					t.Errorf("Get(%s) = %q, %v", sid, id, ok)
 				}

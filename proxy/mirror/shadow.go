@@ -34,6 +34,7 @@ type shadowConn struct {
 	s       *session
 	conn    *websocket.Conn
 	be      *balancer.Backend
+	claim   balancer.Claim // the shadow session's count on its target, released on close
 	eio     int
 	timeout time.Duration // read deadline: no frame for this long means the target is gone
 
@@ -114,8 +115,7 @@ func (m *Mirror) connect(s *session, be *balancer.Backend) (*shadowConn, error) 
 		return nil, handshakeError{fmt.Sprintf("%s sent no open packet: %.60q", be.ID, msg)}
 	}
 	timeout := open.PingInterval + open.PingTimeout + shadowReadSlack
-	sh := &shadowConn{s: s, conn: conn, be: be, eio: m.targetEIO, timeout: timeout, done: make(chan struct{})}
-	be.Sessions.Add(1)
+	sh := &shadowConn{s: s, conn: conn, be: be, claim: be.Claim(), eio: m.targetEIO, timeout: timeout, done: make(chan struct{})}
 	if m.targetEIO == 3 && open.PingInterval > 0 {
 		go sh.pinger(open.PingInterval)
 	}
@@ -232,6 +232,6 @@ func (sh *shadowConn) close() {
 		sh.wmu.Unlock()
 		sh.conn.Close()
 		<-sh.done
-		sh.be.Sessions.Add(-1)
+		sh.claim.Release()
 	})
 }

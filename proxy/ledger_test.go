@@ -1,0 +1,228 @@
+package proxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"sioproxy/balancer"
+	"sioproxy/sticky"
+)
+
+// fakeClock is a settable clock for the session table's expiry.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// startClockedProxy is startProxy with an injected clock.
+func startClockedProxy(t *testing.T, clk *fakeClock, specs []balancer.Spec) *testProxy {
+	t.Helper()
+	return startProxyOpts(t, nil, specs, WithClock(clk.Now))
+}
+
+// counts returns the Sessions and Tunnels counters of a backend.
+func counts(p *testProxy, id string) (sessions, tunnels int64) {
+	st := p.bal.Stats(id)
+	if st == nil {
+		return 0, 0
+	}
+	return st.Sessions.Load(), st.Tunnels.Load()
+}
+
+func wantCounts(t *testing.T, p *testProxy, id string, sessions, tunnels int64, when string) {
+	t.Helper()
+	ok := eventually(func() bool {
+		s, tu := counts(p, id)
+		return s == sessions && tu == tunnels
+	})
+	if !ok {
+		s, tu := counts(p, id)
+		t.Fatalf("%s: backend %s has %d sessions, %d tunnels; want %d, %d (table %d)", when, id, s, tu, sessions, tunnels, p.Table().Len())
+	}
+}
+
+// forgedSID is a sid with a valid tag and check character for tag, and a random rest: what anyone
+// can build (the check character is no secret).
+func forgedSID(tag string) string {
+	raw := fmt.Sprintf("forged%014d", rand.Int64N(1e14))
+	return string(sticky.AppendTagged(nil, tag, []byte(raw)))
+}
+
+func TestForgedSIDsCreateNoSession(t *testing.T) {
+	b1, b2 := startBackend(t, "f1"), startBackend(t, "f2")
+	p := startProxy(t, nil, specsOf(b1, b2))
+	live := handshake(t, p.addr) // one real session, so the counters have something to keep
+	owner := p.bal.Snapshot().ByTag([]byte(live[:sticky.TagLen]))
+	tag := owner.Tag
+	paths := []string{
+		"/socket.io/?EIO=4&transport=polling&t=z&sid=",
+		"/socket.io/socket.io.js?sid=", // socket.io answers 200 with its client bundle, sid or not
+		"/socket.io/socket.io.js?EIO=4&transport=polling&sid=",
+	}
+	for i := 0; i < 1000; i++ {
+		path := paths[i%len(paths)]
+		code, _, _ := get(t, "http://"+p.addr+path+forgedSID(tag))
+		if path == paths[0] && code != 400 {
+			t.Fatalf("forged sid poll: %d, want 400 (Session ID unknown)", code)
+		}
+	}
+	if code, _ := post(t, pollURL(p.addr, forgedSID(tag)), "40"); code != 400 {
+		t.Fatalf("forged sid POST: %d, want 400", code)
+	}
+	wantCounts(t, p, owner.ID, 1, 0, "after 1,000 forged sids")
+	if n := p.Table().Len(); n != 1 {
+		t.Fatalf("table has %d entries after forged sids, want 1", n)
+	}
+	if code, _ := post(t, pollURL(p.addr, live), "1"); code != 200 {
+		t.Fatal(code)
+	}
+	wantCounts(t, p, owner.ID, 0, 0, "after the real session closed")
+}
+
+func TestForgedSIDUpgradeCreatesNoSession(t *testing.T) {
+	b := startBackend(t, "fu")
+	p := startProxy(t, nil, specsOf(b))
+	tag := p.bal.Snapshot().ByID(b.url()).Tag
+	for i := 0; i < 50; i++ {
+		_, resp, err := websocket.DefaultDialer.Dial(wsURL(p.addr, "&sid="+forgedSID(tag)), nil)
+		if err == nil || resp == nil || resp.StatusCode != 400 {
+			t.Fatalf("forged sid upgrade: %v %v", err, resp)
+		}
+	}
+	wantCounts(t, p, b.url(), 0, 0, "after forged upgrades")
+}
+
+// A session whose requests alternate between two replicas counts once on each replica that saw a
+// successful request, and both counts return to exactly 0 once it ends (the replica that did not see
+// the close packet forgets it after its TTL).
+func TestCountsAcrossReplicasReturnToZero(t *testing.T) {
+	b1, b2 := startBackend(t, "r1"), startBackend(t, "r2")
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	pa := startClockedProxy(t, clk, specsOf(b1, b2))
+	pb := startClockedProxy(t, clk, specsOf(b1, b2))
+	var sids []string
+	for i := 0; i < 20; i++ {
+		sid := handshake(t, pa.addr)
+		for j, addr := range []string{pb.addr, pa.addr, pb.addr, pb.addr} {
+			if code, _, body := get(t, pollURL(addr, sid)); code != 200 {
+				t.Fatalf("session %d request %d: %d %s", i, j, code, body)
+			}
+		}
+		sids = append(sids, sid)
+	}
+	total := func(p *testProxy) int64 {
+		a, _ := counts(p, b1.url())
+		b, _ := counts(p, b2.url())
+		return a + b
+	}
+	if a, b := total(pa), total(pb); a != 20 || b != 20 {
+		t.Fatalf("live: replica A counts %d, replica B %d; want 20 each", a, b)
+	}
+	for i, sid := range sids { // half the closes through each replica
+		addr := pa.addr
+		if i%2 == 1 {
+			addr = pb.addr
+		}
+		if code, _ := post(t, pollURL(addr, sid), "1"); code != 200 {
+			t.Fatalf("close %d: %d", i, code)
+		}
+	}
+	if a, b := total(pa), total(pb); a != 10 || b != 10 {
+		t.Fatalf("after the closes: replica A counts %d, replica B %d; want 10 each (the others' closes are not seen yet)", a, b)
+	}
+	clk.Advance(2 * time.Minute) // past every TTL
+	pa.Table().Sweep()
+	pb.Table().Sweep()
+	if a, b := total(pa), total(pb); a != 0 || b != 0 {
+		t.Fatalf("after the TTL: replica A counts %d, replica B %d; want 0", a, b)
+	}
+}
+
+// A proxy started in the middle of sessions (a restart) routes them by tag, counts each once when its
+// backend answers, and ends them with their close packets.
+func TestCountsAfterRestart(t *testing.T) {
+	b := startBackend(t, "rs")
+	old := startProxy(t, nil, specsOf(b))
+	var sids []string
+	for i := 0; i < 10; i++ {
+		sids = append(sids, handshake(t, old.addr))
+	}
+	fresh := startProxy(t, nil, specsOf(b))
+	for _, sid := range sids {
+		for j := 0; j < 3; j++ {
+			if code, _, body := get(t, pollURL(fresh.addr, sid)); code != 200 {
+				t.Fatalf("poll through the new process: %d %s", code, body)
+			}
+		}
+	}
+	wantCounts(t, fresh, b.url(), 10, 0, "new process, sessions adopted")
+	for _, sid := range sids {
+		if code, _ := post(t, pollURL(fresh.addr, sid), "1"); code != 200 {
+			t.Fatal(code)
+		}
+	}
+	wantCounts(t, fresh, b.url(), 0, 0, "new process, sessions closed")
+}
+
+func TestWebSocketOnlyCountsReturnToZero(t *testing.T) {
+	b := startBackend(t, "ws")
+	p := startProxy(t, nil, specsOf(b))
+	var conns []*websocket.Conn
+	for i := 0; i < 10; i++ {
+		c, _, err := websocket.DefaultDialer.Dial(wsURL(p.addr, ""), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	wantCounts(t, p, b.url(), 10, 10, "10 WebSocket-only sessions")
+	for _, c := range conns {
+		c.Close()
+	}
+	wantCounts(t, p, b.url(), 0, 0, "after they closed")
+}
+
+func TestUpgradedSessionEndsWithItsTunnel(t *testing.T) {
+	b := startBackend(t, "up")
+	p := startProxy(t, nil, specsOf(b))
+	sid := handshake(t, p.addr)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(p.addr, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, p, b.url(), 1, 1, "upgraded session")
+	c.Close()
+	wantCounts(t, p, b.url(), 0, 0, "after its WebSocket closed")
+	if n := p.Table().Len(); n != 0 {
+		t.Fatalf("table has %d entries, want 0", n)
+	}
+}
+
+func TestOwnerGoneEndsItsSessions(t *testing.T) {
+	b1, b2 := startBackend(t, "g1"), startBackend(t, "g2")
+	p := startProxy(t, func(s *Settings) { s.TagSIDs = false }, specsOf(b1, b2)) // untagged: the table routes
+	var sids []string
+	for i := 0; i < 10; i++ {
+		sids = append(sids, handshake(t, p.addr))
+	}
+	p.bal.Update(specsOf(b2)) // b1 leaves the snapshot
+	for _, sid := range sids {
+		get(t, pollURL(p.addr, sid))
+	}
+	wantCounts(t, p, b1.url(), 0, 0, "after its owner left")
+	if n, want := p.Table().Len(), p.Table().Count(b2.url()); n != want {
+		t.Fatalf("table has %d entries, %d of them on the remaining backend", n, want)
+	}
+}
