@@ -44,13 +44,18 @@ type Options struct {
 	Balancer   *balancer.Balancer
 	Controller Controller
 	Metrics    *Metrics
-	Mirror     http.Handler // serves /mirror/report, /mirror/enable, /mirror/disable (nil: no mirroring)
-	Token      string       // bearer token for every endpoint but /healthz ("" = none; then mutating endpoints are loopback only)
+	Mirror     http.Handler           // serves /mirror/report, /mirror/enable, /mirror/disable (nil: no mirroring)
+	Token      string                 // bearer token for every endpoint but /healthz ("" = none; then mutating endpoints are loopback only)
+	Config     func() ([]byte, error) // the running config as YAML, secrets redacted (GET /config); nil: no endpoint
 	Logger     *zap.Logger
+	Now        func() time.Time // the clock (ejections in /backends); nil: time.Now
 }
 
 // Handler returns the admin HTTP handler.
 func Handler(o Options) http.Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	a := &api{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
@@ -60,6 +65,9 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("POST /backends/{id}/undrain", a.auth(true, a.undrain))
 	mux.HandleFunc("GET /sessions", a.auth(false, a.sessions))
 	mux.HandleFunc("POST /reload", a.auth(true, a.reload))
+	if o.Config != nil {
+		mux.HandleFunc("GET /config", a.auth(false, a.config))
+	}
 	if o.Mirror != nil {
 		mux.HandleFunc("GET /mirror/report", a.auth(false, o.Mirror.ServeHTTP))
 		mux.HandleFunc("POST /mirror/enable", a.auth(true, o.Mirror.ServeHTTP)) // ?sample=F optional
@@ -122,7 +130,7 @@ type BackendView struct {
 }
 
 func (a *api) backends(w http.ResponseWriter, _ *http.Request) {
-	now := time.Now().UnixNano()
+	now := a.o.Now().UnixNano()
 	snap := a.o.Balancer.Snapshot()
 	out := make([]BackendView, 0, len(snap.Backends))
 	for _, be := range snap.Backends {
@@ -165,6 +173,16 @@ func (a *api) undrain(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
 	a.result(w, a.o.Controller.Reload(), map[string]any{"reloaded": true})
+}
+
+func (a *api) config(w http.ResponseWriter, _ *http.Request) {
+	out, err := a.o.Config()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(out)
 }
 
 func (a *api) result(w http.ResponseWriter, err error, ok any) {

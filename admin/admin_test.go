@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sioproxy/balancer"
+	"sioproxy/proxy"
 )
 
 type fakeController struct {
@@ -146,10 +147,10 @@ func TestMutatingNeedsLoopbackWithoutToken(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	srv, _, m, bal := newTestAPI(t, "")
-	m.Request("poll", 200, 3*time.Millisecond)
-	m.Request("poll", 200, time.Millisecond)
-	m.Request("handshake", 503, time.Millisecond)
-	m.Request("upgrade", 101, time.Millisecond)
+	m.Request(proxy.KindPoll, 200, 3*time.Millisecond)
+	m.Request(proxy.KindPoll, 200, time.Millisecond)
+	m.Request(proxy.KindHandshake, 503, time.Millisecond)
+	m.Request(proxy.KindUpgrade, 101, time.Millisecond)
 	m.SIDUnknown()
 	m.Handshake("a")
 	bal.Snapshot().ByID("b").Tunnels.Add(4)
@@ -174,7 +175,7 @@ func BenchmarkMetricsRequest(b *testing.B) {
 	m := NewMetrics(balancer.New(balancer.NewRoundRobin()))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		m.Request("poll", 200, time.Millisecond)
+		m.Request(proxy.KindPoll, 200, time.Millisecond)
 	}
 }
 
@@ -193,8 +194,10 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, _, m, _ := newTestAPI(t, "")
-	m.WatchConsul(func() bool { return true }, func() time.Duration { return time.Second })
-	m.Request("handshake", 200, time.Millisecond)
+	if err := m.RegisterDiscovery("consul", func() bool { return true }, func() time.Duration { return time.Second }); err != nil {
+		t.Fatal(err)
+	}
+	m.Request(proxy.KindHandshake, 200, time.Millisecond)
 	m.SIDUnknown()
 	m.Handshake("a")
 	m.Reload("ok")
@@ -214,5 +217,21 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("dashboard has only %d metric references", n)
+	}
+}
+
+// A provider's gauges are registered once; a second registration is an error, never a panic (a
+// reload that re-registered them used to kill the process).
+func TestRegisterDiscoveryTwice(t *testing.T) {
+	_, _, m, _ := newTestAPI(t, "")
+	up := func() bool { return true }
+	if err := m.RegisterDiscovery("consul", up, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterDiscovery("consul", up, nil); err == nil {
+		t.Fatal("second registration of the consul gauges succeeded")
+	}
+	if err := m.RegisterDiscovery("kubernetes", up, nil); err != nil {
+		t.Fatalf("another provider: %v", err)
 	}
 }

@@ -1,14 +1,15 @@
 package admin
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"sioproxy/balancer"
+	"sioproxy/proxy"
 )
 
-var requestKinds = []string{"poll", "handshake", "upgrade", "other"}
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Metrics is the proxy's Prometheus instrumentation. It has its own registry (no global state) and
@@ -16,11 +17,13 @@ var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests   [4][5]prometheus.Counter
-	latency    [4]prometheus.Observer
+	requests   [proxy.NumKinds][5]prometheus.Counter
+	latency    [proxy.NumKinds]prometheus.Observer
 	sidUnknown prometheus.Counter
 	handshakes *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
+	reloadOK   prometheus.Gauge
+	reloadAt   prometheus.Gauge
 }
 
 // NewMetrics registers the sioproxy metrics and a collector of per-backend gauges read from bal.
@@ -35,11 +38,11 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 		Help:    "Time from request to response, backend included (long-polls wait for data), by kind.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"kind"})
-	for i, k := range requestKinds {
+	for k := range proxy.NumKinds {
 		for j, c := range statusClasses {
-			m.requests[i][j] = reqs.WithLabelValues(k, c)
+			m.requests[k][j] = reqs.WithLabelValues(k.String(), c)
 		}
-		m.latency[i] = lat.WithLabelValues(k)
+		m.latency[k] = lat.WithLabelValues(k.String())
 	}
 	m.sidUnknown = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sioproxy_sid_unknown_total", Help: `Requests answered 400 "Session ID unknown" by the proxy (unknown sid or owner unreachable).`,
@@ -50,29 +53,30 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sioproxy_reloads_total", Help: "Config reloads, by result.",
 	}, []string{"result"})
-	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads,
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_config_last_reload_successful", Help: "1 when the last config reload was applied (or none was tried), 0 when it was refused.",
+	})
+	m.reloadOK.Set(1)
+	m.reloadAt = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last applied config (the start, or the last successful reload).",
+	})
+	m.reloadAt.SetToCurrentTime()
+	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads, m.reloadOK, m.reloadAt,
 		backendCollector{bal}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
 // Request implements proxy.Metrics.
-func (m *Metrics) Request(kind string, status int, elapsed time.Duration) {
-	k := kindIndex(kind)
+func (m *Metrics) Request(kind proxy.Kind, status int, elapsed time.Duration) {
+	if kind >= proxy.NumKinds {
+		kind = proxy.KindOther
+	}
 	c := status/100 - 1
 	if c < 0 || c > 4 {
 		c = 4
 	}
-	m.requests[k][c].Inc()
-	m.latency[k].Observe(elapsed.Seconds())
-}
-
-func kindIndex(kind string) int {
-	for i, k := range requestKinds {
-		if k == kind {
-			return i
-		}
-	}
-	return 3
+	m.requests[kind][c].Inc()
+	m.latency[kind].Observe(elapsed.Seconds())
 }
 
 // SIDUnknown implements proxy.Metrics.
@@ -82,7 +86,15 @@ func (m *Metrics) SIDUnknown() { m.sidUnknown.Inc() }
 func (m *Metrics) Handshake(backendID string) { m.handshakes.WithLabelValues(backendID).Inc() }
 
 // Reload counts a config reload ("ok" or "error").
-func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc() }
+func (m *Metrics) Reload(result string) {
+	m.reloads.WithLabelValues(result).Inc()
+	if result == "ok" {
+		m.reloadOK.Set(1)
+		m.reloadAt.SetToCurrentTime()
+	} else {
+		m.reloadOK.Set(0)
+	}
+}
 
 // backendCollector exports the live counters of every backend of the current snapshot.
 type backendCollector struct{ bal *balancer.Balancer }
@@ -117,17 +129,30 @@ func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// WatchConsul exports the state of Consul discovery.
-func (m *Metrics) WatchConsul(healthy func() bool, indexAge func() time.Duration) {
-	m.Registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sioproxy_consul_healthy", Help: "1 when every Consul watch's last query succeeded."},
-			func() float64 {
-				if healthy() {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sioproxy_consul_last_index_age_seconds", Help: "Seconds since the oldest Consul watch last got an answer."},
-			func() float64 { return indexAge().Seconds() }),
-	)
+// RegisterDiscovery exports the state of one discovery provider (provider is "consul" or
+// "kubernetes"): sioproxy_<provider>_healthy, and sioproxy_<provider>_last_index_age_seconds when age
+// is not nil. Register a provider once for the life of the process: healthy and age read whatever
+// watcher is current (a reload replaces it). A second registration of a name is an error.
+func (m *Metrics) RegisterDiscovery(provider string, healthy func() bool, age func() time.Duration) error {
+	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sioproxy_" + provider + "_healthy",
+		Help: "1 when the last request of every " + provider + " watch succeeded.",
+	}, func() float64 {
+		if healthy() {
+			return 1
+		}
+		return 0
+	})}
+	if age != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sioproxy_" + provider + "_last_index_age_seconds",
+			Help: "Seconds since the oldest " + provider + " watch last got an answer.",
+		}, func() float64 { return age().Seconds() }))
+	}
+	for _, c := range cs {
+		if err := m.Registry.Register(c); err != nil {
+			return fmt.Errorf("metrics: %s discovery: %w", provider, err)
+		}
+	}
+	return nil
 }

@@ -189,7 +189,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	for _, k := range hopHeaders[:5] { // Keep-Alive, Proxy-*, TE; Upgrade and Connection must pass
 		h.DelBytes(k)
 	}
-	conn.SetDeadline(upstreamDeadline(rt))
+	conn.SetDeadline(p.upstreamDeadline(rt))
 	if _, err := conn.Write(h.Header()); err != nil {
 		conn.Close()
 		p.upgradeFailed(ctx, be, rawSID, err)

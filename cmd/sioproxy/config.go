@@ -1,94 +1,43 @@
 package main
 
 import (
-	"errors"
-
-	"sioproxy/balancer"
 	"sioproxy/configs"
-	"sioproxy/proxy"
 )
 
-// loadConfig reads the config file (or starts from the defaults) and applies the flags over it.
+// loadConfig reads the config file (or starts from the defaults), applies the flags that were given
+// over it (a flag overrides its key), then normalizes and validates the result once.
 func loadConfig(o *options) (*configs.Config, error) {
 	cfg := configs.Default()
 	if o.config != "" {
 		var err error
-		if cfg, err = configs.Load(o.config); err != nil {
+		if cfg, err = configs.Read(o.config); err != nil {
 			return nil, err
 		}
 	}
-	if o.set["listen"] {
-		cfg.Listen = o.listen
+	set := func(flag, key string, apply func()) {
+		if o.set[flag] {
+			apply()
+			cfg.SetByFlag(key, flag)
+		}
 	}
-	if o.set["backend"] {
-		cfg.Backends = cfg.Backends[:0]
+	set("listen", "listen", func() { cfg.Listen = o.listen })
+	set("backend", "backends", func() {
+		cfg.Backends = nil
 		for _, u := range o.backends {
 			cfg.Backends = append(cfg.Backends, configs.Backend{URL: u})
 		}
-	}
-	if o.set["log-level"] {
-		cfg.Log.Level = o.logLevel
-	}
-	if o.set["log-format"] {
-		cfg.Log.Format = o.logFormat
-	}
-	if o.set["admin-listen"] {
-		cfg.Admin.Listen = o.admin
-	}
-	if o.set["consul-addr"] {
-		cfg.Discovery.Consul.Address = o.consul
-	}
-	if o.set["consul-service"] {
+	})
+	set("path", "sticky.paths", func() { cfg.Sticky.Paths = append([]string(nil), o.paths...) })
+	set("log-level", "log.level", func() { cfg.Log.Level = o.logLevel })
+	set("log-format", "log.format", func() { cfg.Log.Format = o.logFormat })
+	set("admin-listen", "admin.listen", func() { cfg.Admin.Listen = o.admin })
+	set("consul-addr", "discovery.consul.address", func() { cfg.Discovery.Consul.Address = o.consul })
+	set("consul-service", "discovery.consul.services", func() {
 		cfg.Discovery.Consul.Services = append([]string(nil), o.services...)
-	}
-	if o.set["policy"] {
-		cfg.Balancer.Policy = o.policy
-	}
-	if len(cfg.Backends) == 0 && !cfg.Discovery.Consul.Enabled() {
-		return nil, errors.New("no backends: give -backend URL (repeatable), -consul-service NAME, or a -config file with backends")
-	}
-	cfg.Normalize()
-	if err := cfg.Validate(); err != nil {
+	})
+	set("policy", "balancer.policy", func() { cfg.Balancer.Policy = o.policy })
+	if err := cfg.Finish(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
-}
-
-// policyOf builds the placement policy of a config.
-func policyOf(cfg *configs.Config) (balancer.Policy, error) {
-	return balancer.PolicyByName(cfg.Balancer.Policy, balancer.PolicyConfig{
-		Epsilon:   cfg.Balancer.Epsilon,
-		KeySource: cfg.Balancer.HashKey.Source + ":" + cfg.Balancer.HashKey.Name,
-	})
-}
-
-// settingsOf derives the proxy's reloadable settings from a config.
-func settingsOf(cfg *configs.Config) proxy.Settings {
-	s := proxy.Settings{
-		Paths:              cfg.Sticky.Paths,
-		TagSIDs:            cfg.Sticky.TagSIDs,
-		SessionTTL:         cfg.Sticky.SessionTTL.Duration(),
-		TTLMargin:          cfg.Sticky.TTLMargin.Duration(),
-		MaxBodyBytes:       cfg.Proxy.MaxBodyBytes,
-		UpstreamTimeout:    cfg.Proxy.UpstreamTimeout.Duration(),
-		DialTimeout:        cfg.Proxy.DialTimeout.Duration(),
-		TunnelIdleTimeout:  cfg.Proxy.TunnelIdleTimeout.Duration(),
-		MaxConnsPerBackend: cfg.Proxy.MaxConnsPerBackend,
-		AffinityCookie:     cfg.Sticky.Cookie,
-	}
-	s.TrustedProxies = cfg.Proxy.TrustedPrefixes()
-	if cfg.Balancer.Policy == balancer.PolicyHash {
-		s.HashKey = proxy.KeyFuncFor(cfg.Balancer.HashKey.Source, cfg.Balancer.HashKey.Name)
-	}
-	return s
-}
-
-// balancerOptions derives the balancer's options from a config.
-func balancerOptions(cfg *configs.Config) []balancer.Option {
-	b := cfg.Balancer
-	return []balancer.Option{
-		balancer.WithSlowStart(b.SlowStart.Duration()),
-		balancer.WithEjection(b.Ejection.Cooldown.Duration(), b.Ejection.MaxFraction),
-		balancer.WithAdmission(b.Admission.Rate, b.Admission.Burst, int64(b.Admission.MaxSessions)),
-	}
 }

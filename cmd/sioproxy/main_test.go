@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"sioproxy/configs"
 )
 
 func runArgs(args ...string) (int, string, string) {
@@ -95,19 +93,36 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 }
 
-func TestRestartOnlyChangesAreRefused(t *testing.T) {
-	old := configs.Default()
-	same := configs.Default()
-	same.Balancer.Policy = "round_robin"
-	same.Log.Level = "debug"
-	if err := restartOnly(old, same); err != nil {
-		t.Fatalf("policy and log level reload: %v", err)
+// Flags and file combine one way: the file is read, every given flag overrides its key, and the
+// result is validated once. A file that only sets sticky.paths is fine when -backend flags give the
+// backends (engine.io-client's own suite runs so, with /engine.io/).
+func TestFlagsAndFileOneWay(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "paths.yaml")
+	os.WriteFile(f, []byte("sticky:\n  paths: [/engine.io/]\n"), 0o644)
+	o, err := parseFlags("t", []string{"-config", f, "-backend", "http://127.0.0.1:3001", "-backend", "http://127.0.0.1:3002"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	changed := configs.Default()
-	changed.Balancer.SlowStart = 0
-	changed.Sticky.TagSIDs = false
-	err := restartOnly(old, changed)
-	if err == nil || !strings.Contains(err.Error(), "balancer.slow_start") || !strings.Contains(err.Error(), "sticky.tag_sids") {
-		t.Fatalf("got %v, want both keys named", err)
+	cfg, err := loadConfig(o)
+	if err != nil {
+		t.Fatalf("a file with sticky.paths only and -backend flags: %v", err)
+	}
+	if len(cfg.Backends) != 2 || len(cfg.Sticky.Paths) != 1 || cfg.Sticky.Paths[0] != "/engine.io/" {
+		t.Fatalf("merged: backends %v paths %v", cfg.Backends, cfg.Sticky.Paths)
+	}
+	// -path overrides the file's paths; the active probe path derives from the result.
+	o, _ = parseFlags("t", []string{"-config", f, "-backend", "http://127.0.0.1:3001", "-path", "/a/", "-path", "/b/"}, &bytes.Buffer{})
+	cfg, err = loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sticky.Paths) != 2 || cfg.Sticky.Paths[0] != "/a/" || cfg.Health.Active.Path != "/a/" {
+		t.Fatalf("-path: paths %v, probe path %q", cfg.Sticky.Paths, cfg.Health.Active.Path)
+	}
+	// Flags alone work too, and a bad value set by a flag is reported as the flag's.
+	code, _, errs := runArgs("-backend", "http://127.0.0.1:1", "-path", "socket.io", "-admin-listen", "")
+	if code != 1 || !strings.Contains(errs, "-path (sticky.paths[0])") {
+		t.Fatalf("bad -path: exit %d, %q; want the flag named", code, errs)
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A real Socket.IO server for the sioproxy end-to-end tests.
 //
-//   node backend.js --port P --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
+//   node backend.js --port P|0 --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
 //
 // It prints one JSON object per line on stdout:
 //   {"event":"ready","port":P,"name":NAME,"version":V}
@@ -20,7 +20,7 @@
 const http = require('http');
 
 function parseArgs(argv) {
-  const out = { port: 0, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0 };
+  const out = { port: -1, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0 };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -36,7 +36,7 @@ function parseArgs(argv) {
         process.exit(2);
     }
   }
-  if (!out.port || !['2', '4'].includes(out.version)) {
+  if (!(out.port >= 0) || !['2', '4'].includes(out.version)) {
     process.stderr.write('usage: node backend.js --port P --name NAME --version 4|2\n');
     process.exit(2);
   }
@@ -165,7 +165,8 @@ server.on('error', (err) => {
 });
 
 server.listen(args.port, args.host, () => {
-  log({ event: 'ready', port: args.port, name: args.name, version: args.version });
+  // --port 0: the kernel picks a free port, reported here (no race with other processes).
+  log({ event: 'ready', port: server.address().port, name: args.name, version: args.version });
 });
 
 for (const sig of ['SIGTERM', 'SIGINT']) {
