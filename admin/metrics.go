@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,11 +17,16 @@ var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests   [4][5]prometheus.Counter
-	latency    [4]prometheus.Observer
-	sidUnknown prometheus.Counter
-	handshakes *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
+	requests    [4][5]prometheus.Counter
+	latency     [4]prometheus.Observer
+	sidUnknown  prometheus.Counter
+	handshakes  *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	unavailable [3]prometheus.Counter // by balancer.Reason (OK unused)
+
+	// totals of the same events, read by the dashboard's history sampler without going through
+	// Prometheus.
+	nHandshakes, nSIDUnknown, nUnavailable, nReloads, nReloadErrors atomic.Uint64
 }
 
 // NewMetrics registers the sioproxy metrics and a collector of per-backend gauges read from bal.
@@ -50,7 +56,15 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sioproxy_reloads_total", Help: "Config reloads, by result.",
 	}, []string{"result"})
-	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads,
+	unavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sioproxy_unavailable_total",
+		Help: "New sessions answered 503 with Retry-After because no backend could take them, by reason " +
+			"(all_full: every eligible backend over its admission limits; no_backends: none eligible).",
+	}, []string{"reason"})
+	for _, r := range []balancer.Reason{balancer.NoBackends, balancer.AllFull} {
+		m.unavailable[r] = unavailable.WithLabelValues(r.String())
+	}
+	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads, unavailable,
 		backendCollector{bal}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -76,13 +90,51 @@ func kindIndex(kind string) int {
 }
 
 // SIDUnknown implements proxy.Metrics.
-func (m *Metrics) SIDUnknown() { m.sidUnknown.Inc() }
+func (m *Metrics) SIDUnknown() {
+	m.sidUnknown.Inc()
+	m.nSIDUnknown.Add(1)
+}
 
 // Handshake implements proxy.Metrics.
-func (m *Metrics) Handshake(backendID string) { m.handshakes.WithLabelValues(backendID).Inc() }
+func (m *Metrics) Handshake(backendID string) {
+	m.handshakes.WithLabelValues(backendID).Inc()
+	m.nHandshakes.Add(1)
+}
+
+// Unavailable implements proxy.Metrics.
+func (m *Metrics) Unavailable(reason balancer.Reason) {
+	if reason != balancer.NoBackends && reason != balancer.AllFull {
+		reason = balancer.NoBackends
+	}
+	m.unavailable[reason].Inc()
+	m.nUnavailable.Add(1)
+}
 
 // Reload counts a config reload ("ok" or "error").
-func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc() }
+func (m *Metrics) Reload(result string) {
+	m.reloads.WithLabelValues(result).Inc()
+	m.nReloads.Add(1)
+	if result != "ok" {
+		m.nReloadErrors.Add(1)
+	}
+}
+
+// Counts are the process's totals of the events the dashboard charts.
+type Counts struct {
+	Handshakes   uint64 `json:"handshakes"`    // sessions created
+	SIDUnknown   uint64 `json:"sid_unknown"`   // "Session ID unknown" answers
+	Unavailable  uint64 `json:"unavailable"`   // 503s to new sessions
+	Reloads      uint64 `json:"reloads"`       // config reloads, refused ones included
+	ReloadErrors uint64 `json:"reload_errors"` // refused reloads
+}
+
+// Counts returns the totals so far (zero for a nil Metrics).
+func (m *Metrics) Counts() Counts {
+	if m == nil {
+		return Counts{}
+	}
+	return Counts{m.nHandshakes.Load(), m.nSIDUnknown.Load(), m.nUnavailable.Load(), m.nReloads.Load(), m.nReloadErrors.Load()}
+}
 
 // backendCollector exports the live counters of every backend of the current snapshot.
 type backendCollector struct{ bal *balancer.Balancer }

@@ -90,6 +90,7 @@ type Metrics interface {
 	Request(kind string, status int, elapsed time.Duration)
 	SIDUnknown()
 	Handshake(backendID string)
+	Unavailable(reason balancer.Reason) // a new session answered 503 (Retry-After): no backend could take it
 }
 
 // NopMetrics counts nothing.
@@ -103,6 +104,9 @@ func (NopMetrics) SIDUnknown() {}
 
 // Handshake implements Metrics.
 func (NopMetrics) Handshake(string) {}
+
+// Unavailable implements Metrics.
+func (NopMetrics) Unavailable(balancer.Reason) {}
 
 // Option configures a Proxy.
 type Option func(*Proxy)
