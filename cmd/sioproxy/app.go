@@ -125,7 +125,7 @@ func runDemo(args []string, stderr io.Writer) int {
 	for i := range cfg.Backends {
 		cfg.Backends[i].ID = fmt.Sprintf("demo-%d", i+1)
 	}
-	log.Info("demo: open http://" + cfg.Listen + "/ in several browser tabs")
+	log.Info("demo: open http://"+cfg.Listen+"/ in several browser tabs", zap.String("dashboard", admin.DashboardURL(cfg.Admin.Listen)))
 	return serve(ctx, cfg, o, stderr)
 }
 
