@@ -177,7 +177,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var adminSrv *http.Server
 	if aln != nil {
 		ao := admin.Options{Balancer: d.bal, Controller: d, Metrics: d.metrics, Token: d.token, Logger: d.log,
-			Config: func() ([]byte, error) { return d.config().Redacted().YAML() }}
+			Config: func() ([]byte, error) { return d.config().Redacted().YAML() },
+			Stop:   runCtx.Done(), Now: d.opts.Clock.Now}
 		if d.mirror != nil {
 			ao.Mirror = d.mirror.Handler()
 		}

@@ -301,6 +301,7 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session 
 				unavailable(ctx, fasthttp.StatusBadGateway, 0)
 				return nil, balancer.Claim{}, lastErr
 			}
+			p.metrics.Unavailable(reason)
 			if reason == balancer.AllFull {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, int(p.balancer.RetryAfter()/time.Second))
 			} else {
