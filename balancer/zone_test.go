@@ -16,9 +16,9 @@ func zoned(zones ...string) []Spec {
 }
 
 func TestZonePreferenceEveryPolicy(t *testing.T) {
-	for _, name := range PolicyNames() {
+	for _, name := range testPolicyNames {
 		t.Run(name, func(t *testing.T) {
-			p, _ := PolicyByName(name, PolicyConfig{})
+			p := testPolicy(name)
 			b, c := newTest(t, p, zoned("z1", "z2", "z1", "z2"), WithZonePreference("z1"), WithSlowStart(0))
 			got := placeIDs(b, c, 40)
 			if strings.Trim(got, "ac") != "" || !strings.Contains(got, "a") || !strings.Contains(got, "c") {

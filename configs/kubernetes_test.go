@@ -30,8 +30,11 @@ func TestKubernetesOnly(t *testing.T) {
 	}
 	def := Default()
 	def.Normalize()
-	if d := Diff(def, c); !reflect.DeepEqual(d, []string{"discovery"}) {
-		t.Errorf("Diff = %v", d)
+	want8 := []string{"discovery.kubernetes.kubeconfig", "discovery.kubernetes.services", "discovery.kubernetes.port_name",
+		"discovery.kubernetes.label_selector", "discovery.kubernetes.zone", "discovery.kubernetes.prefer_zone",
+		"discovery.kubernetes.grace", "discovery.kubernetes.resync"}
+	if d := ChangedKeys(def, c); !reflect.DeepEqual(d, want8) {
+		t.Errorf("ChangedKeys = %v", d)
 	}
 }
 

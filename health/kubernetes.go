@@ -118,6 +118,7 @@ func NewKubernetesWatcher(opts KubernetesOptions) (*KubernetesWatcher, error) {
 	cfg.UserAgent = "sioproxy"
 	cfg.ContentType = "application/vnd.kubernetes.protobuf" // slices decode far cheaper than JSON
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cfg.WarningHandler = apiWarnings{opts.Logger}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("health: kubernetes: %w", err)
@@ -168,6 +169,17 @@ func newKubernetesWatcher(opts KubernetesOptions, client kubernetes.Interface) (
 		return nil, errors.New("health: kubernetes: no service to watch")
 	}
 	return w, nil
+}
+
+// apiWarnings logs the warnings the API server sends (deprecations...) instead of client-go's
+// default, which writes them to stderr.
+type apiWarnings struct{ log *zap.Logger }
+
+// HandleWarningHeader implements rest.WarningHandler.
+func (a apiWarnings) HandleWarningHeader(code int, agent, text string) {
+	if a.log != nil && code == 299 && text != "" {
+		a.log.Warn("kubernetes API server warning", zap.String("warning", text))
+	}
 }
 
 // kubernetesConfig loads the client config: the file, else $KUBECONFIG, else in-cluster.

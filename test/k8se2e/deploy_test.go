@@ -31,14 +31,14 @@ func kubectl(t *testing.T, kubeconfig string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// TestDeployManifests applies deploy/kubernetes/example (the base and an example Socket.IO
+// testDeployManifests applies deploy/kubernetes/example (the base and an example Socket.IO
 // Deployment) to a real API server: first with --dry-run=server (every object validated and
 // admitted by the server, nothing stored), then a broken copy that the server must refuse, then
 // for real, and checks that the service account it creates may do exactly what sioproxy needs:
-// a watcher started with that account's token reads the Service's slices.
-func TestDeployManifests(t *testing.T) {
+// a watcher started with that account's token reads the Service's slices. (A subtest of
+// TestKubernetesDiscovery, which shares its API server.)
+func testDeployManifests(t *testing.T, cl *kubetest.Cluster) {
 	begin := time.Now()
-	cl := kubetest.Start(t, kubetest.Options{Host: apiHost})
 	admin := cl.Client(kubetest.Admin)
 	kubetest.Namespace(t, admin, "chat")
 	dir := filepath.Join(testkit.Root(), "deploy", "kubernetes", "example")

@@ -158,12 +158,14 @@ func run(t *testing.T, url, mode string, n int) map[string]int {
 // TestKubernetesDiscovery runs sioproxy (-kubeconfig, -k8s-service) in front of four real
 // socket.io backends whose pods the test publishes in EndpointSlices, and drives the rollout
 // cases of the issue: two slices, an endpoint terminating and back, endpoints removed, the API
-// server killed and restarted; it also reads a 250-endpoint service and checks that RBAC
-// without watch fails the start clearly. It logs each slice-change-to-routing delay.
+// server killed and restarted; it also reads a 250-endpoint service, checks that RBAC without
+// watch fails the start clearly, and applies deploy/kubernetes (one API server for all: it takes
+// seconds to start). It logs each slice-change-to-routing delay.
 func TestKubernetesDiscovery(t *testing.T) {
 	begin := time.Now()
 	cl := kubetest.Start(t, kubetest.Options{Host: apiHost, Users: []string{"sioproxy", "nowatch"}})
 	t.Logf("etcd and kube-apiserver ready in %v", time.Since(begin).Round(time.Millisecond))
+	t.Run("deploy/kubernetes applied", func(t *testing.T) { testDeployManifests(t, cl) })
 	api := cl.Client(kubetest.Admin)
 	kubetest.Namespace(t, api, ns)
 	kubetest.Grant(t, api, ns, "sioproxy", "list", "watch")
@@ -306,6 +308,22 @@ func TestKubernetesDiscovery(t *testing.T) {
 	sliceA(kubetest.Ready, kubetest.Terminating)
 	note("after the restart: terminating -> draining", a.waitStates(t, start, changeBudget,
 		"sio/chat-1=draining sio/chat-2=active sio/chat-4=active "))
+
+	t.Run("zone preference", func(t *testing.T) {
+		sliceA(kubetest.Ready)
+		a.waitStates(t, time.Now(), changeBudget, all)
+		// A proxy in zone-b that prefers it: chat-1 is the only ready pod there.
+		zcfg := filepath.Join(t.TempDir(), "zone.yaml")
+		if err := os.WriteFile(zcfg, []byte("discovery:\n  kubernetes:\n    prefer_zone: true\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		zp := testkit.StartProxy(t, testkit.ProxySpec{Name: "sioproxy-zone", Admin: testkit.FreeAddr(t), Args: []string{
+			"-config", zcfg, "-kubeconfig", cl.Kubeconfig("sioproxy"), "-k8s-service", ns + "/chat", "-k8s-zone", "zone-b"}})
+		admin{px: zp, hc: a.hc}.waitStates(t, time.Now(), 15*time.Second, all)
+		if got := run(t, zp.URL(), "polling", 20); got["chat-1"] != 20 {
+			t.Errorf("a proxy preferring zone-b placed sessions %v, want all 20 on chat-1 (zone-b)", got)
+		}
+	})
 
 	t.Run("250 endpoints in three slices", func(t *testing.T) {
 		for s := range 3 {
