@@ -93,3 +93,20 @@ func TestIsDNSLabel(t *testing.T) {
 		t.Error("letterFirst")
 	}
 }
+
+// FuzzKubernetesService: the namespace/name check never panics, and what it accepts is two DNS
+// labels joined by one slash, the way the watcher splits it.
+func FuzzKubernetesService(f *testing.F) {
+	for _, s := range []string{"chat/socketio", "a/b", "chat", "/", "a/b/c", "Chat/x", "a-/b", strings.Repeat("a", 64) + "/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkKubernetesService(s) != nil {
+			return
+		}
+		ns, name, ok := strings.Cut(s, "/")
+		if !ok || strings.Contains(name, "/") || !isDNSLabel(ns, false) || !isDNSLabel(name, true) || len(s) > 2*maxDNSLabel+1 {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}
