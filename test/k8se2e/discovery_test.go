@@ -319,7 +319,14 @@ func TestKubernetesDiscovery(t *testing.T) {
 		}
 		zp := testkit.StartProxy(t, testkit.ProxySpec{Name: "sioproxy-zone", Admin: testkit.FreeAddr(t), Args: []string{
 			"-config", zcfg, "-kubeconfig", cl.Kubeconfig("sioproxy"), "-k8s-service", ns + "/chat", "-k8s-zone", "zone-b"}})
-		admin{px: zp, hc: a.hc}.waitStates(t, time.Now(), 15*time.Second, all)
+		za := admin{px: zp, hc: a.hc}
+		za.waitStates(t, time.Now(), 15*time.Second, all)
+		// Another process, the same ids and sid tags (namespace/pod): either routes the other's sessions.
+		for id, b := range a.backends(t) {
+			if zb := za.backends(t)[id]; zb.Tag != b.Tag || b.Tag == "" {
+				t.Errorf("%s: tag %q in one proxy, %q in the other", id, b.Tag, zb.Tag)
+			}
+		}
 		if got := run(t, zp.URL(), "polling", 20); got["chat-1"] != 20 {
 			t.Errorf("a proxy preferring zone-b placed sessions %v, want all 20 on chat-1 (zone-b)", got)
 		}
