@@ -268,15 +268,6 @@ func (w *KubernetesWatcher) Healthy() bool {
 	return true
 }
 
-// Services returns the watched services, as "namespace/name".
-func (w *KubernetesWatcher) Services() []string {
-	out := make([]string, len(w.services))
-	for i, s := range w.services {
-		out[i] = s.key
-	}
-	return out
-}
-
 // check lists and watches the slices of s once, so that Start fails with a clear
 // error instead of informers retrying forever.
 func (s *k8sService) check(ctx context.Context) error {
