@@ -3,6 +3,8 @@ package testkit
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -15,6 +17,7 @@ type Backend struct {
 	*Proc
 	Name    string
 	Version string
+	Host    string // listen address; "" = 127.0.0.1
 	Port    int
 }
 
@@ -31,7 +34,13 @@ type BackendEvent struct {
 }
 
 // URL is the backend's base URL.
-func (b *Backend) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", b.Port) }
+func (b *Backend) URL() string {
+	host := b.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(b.Port))
+}
 
 // LaunchBackend starts backend.js without waiting for it to listen: it binds a port of the
 // kernel's choice (no race with other processes for a port picked in advance), which WaitReady
@@ -41,6 +50,16 @@ func LaunchBackend(t testing.TB, name, version string, extra ...string) *Backend
 	args := append([]string{"backend.js", "--port", "0", "--name", name, "--version", version}, extra...)
 	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(), Args: args})
 	return &Backend{Proc: p, Name: name, Version: version}
+}
+
+// LaunchBackendOn starts backend.js on host:port without waiting for it to listen: for
+// addresses of a network namespace the test made (InNetns), where the backends of one
+// EndpointSlice share a port.
+func LaunchBackendOn(t testing.TB, name, version, host string, port int) *Backend {
+	t.Helper()
+	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(),
+		Args: []string{"backend.js", "--port", strconv.Itoa(port), "--host", host, "--name", name, "--version", version}})
+	return &Backend{Proc: p, Name: name, Version: version, Host: host, Port: port}
 }
 
 // LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.
