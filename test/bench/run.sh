@@ -4,10 +4,12 @@
 # raises the file limit, runs the Go hot-path micro-benchmarks, then test/bench/cmd/benchrun, which
 # writes BENCHMARKS.md and docs/bench/*.png.
 #
-#   ./test/bench/run.sh            full run (5 repetitions + the 100k-session scale test, ~15 min)
-#   ./test/bench/run.sh --quick    small run (~3 min; results not for comparison)
+#   ./test/bench/run.sh            full run (5 repetitions + the 100k-session scale test, ~25 min)
+#   ./test/bench/run.sh --quick    small run (~4 min; results not for comparison)
 #
-# Extra arguments go to benchrun (e.g. --reps 3, --big 0).
+# Extra arguments go to benchrun (e.g. --reps 3, --big 0, --tail 3000).
+# Node (nodejs, npm) and test/node's npm packages (socket.io, socket.io-client) are installed like
+# test/run.sh does: the socket.io-client workloads and the latency tail use them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -26,6 +28,7 @@ need=()
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing: ${need[*]} (run as root, or apt-get install them)" >&2; exit 1; fi
   step "apt-get install ${need[*]}"
@@ -34,6 +37,10 @@ if [ ${#need[@]} -gt 0 ]; then
   for s in haproxy nginx; do (systemctl stop "$s" || service "$s" stop) >/dev/null 2>&1 || true; done
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+if [ ! -f test/node/node_modules/.package-lock.json ] || ! cmp -s test/node/package-lock.json test/node/node_modules/.lock-installed; then
+  step "npm ci (test/node)"
+  (cd test/node && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.lock-installed)
+fi
 
 # Enough descriptors for 100k tunnels (client + backend side) in every process we start.
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -56,4 +63,4 @@ export BENCH_MICRO="$bin/micro.txt"
 
 step "side-by-side run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 "$bin/benchrun" -sioproxy "$bin/sioproxy" -sioload "$bin/sioload" -backend "$bin/benchbackend" \
-  -out "$root/BENCHMARKS.md" -charts "$root/docs/bench" ${args[@]+"${args[@]}"}
+  -node "$root/test/node" -out "$root/BENCHMARKS.md" -charts "$root/docs/bench" ${args[@]+"${args[@]}"}
