@@ -67,9 +67,9 @@ func quickPlan() plan {
 
 func main() {
 	var o struct {
-		sioproxy, backend, sioload, node, out, charts, work string
-		quick                                               bool
-		reps, big, tail, tailConc                           int
+		sioproxy, backend, sioload, node, out, charts, work, profile string
+		quick                                                        bool
+		reps, big, tail, tailConc                                    int
 	}
 	flag.StringVar(&o.sioproxy, "sioproxy", "", "sioproxy binary")
 	flag.StringVar(&o.backend, "backend", "", "benchbackend binary")
@@ -81,6 +81,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "small workloads, 2 repetitions, no 100k test (about 3 minutes)")
 	flag.IntVar(&o.reps, "reps", 0, "override the number of repetitions")
 	flag.IntVar(&o.big, "big", -1, "override the session count of the scale test (0 skips it)")
+	flag.StringVar(&o.profile, "profile", "", "instead of the comparison: profile the proxies under the benchmark's workloads into this directory (profile.md)")
 	flag.IntVar(&o.tailConc, "tail-conc", 0, "tail sessions in flight (default 10)")
 	flag.IntVar(&o.tail, "tail", 0, "tail sessions per path over all repetitions (e.g. 3000; default 600 per repetition, 150 with -quick)")
 	flag.Parse()
@@ -114,6 +115,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.profile != "" {
+		if err := runProfile(ctx, o.sioproxy, o.backend, o.node, pl, o.profile); err != nil {
+			fatal(err)
+		}
+		logf("wrote %s", filepath.Join(o.profile, "profile.md"))
+		return
+	}
 	if _, err := os.Stat(filepath.Join(o.node, "node_modules", "socket.io-client")); err != nil {
 		fatal(fmt.Errorf("socket.io-client not installed in %s (cd test/node && npm ci): %w", o.node, err))
 	}
