@@ -67,7 +67,7 @@ func quickPlan() plan {
 
 func main() {
 	var o struct {
-		sioproxy, backend, sioload, node, out, charts, work, profile string
+		sioproxy, backend, sioload, node, out, charts, work, profile, ab string
 		quick                                                        bool
 		reps, big, tail, tailConc                                    int
 	}
@@ -81,6 +81,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "small workloads, 2 repetitions, no 100k test (about 3 minutes)")
 	flag.IntVar(&o.reps, "reps", 0, "override the number of repetitions")
 	flag.IntVar(&o.big, "big", -1, "override the session count of the scale test (0 skips it)")
+	flag.StringVar(&o.ab, "ab", "", "instead of the comparison: A/B variants of sioproxy, 'name=binary[:ENV=value...];...' (results in -work)")
 	flag.StringVar(&o.profile, "profile", "", "instead of the comparison: profile the proxies under the benchmark's workloads into this directory (profile.md)")
 	flag.IntVar(&o.tailConc, "tail-conc", 0, "tail sessions in flight (default 10)")
 	flag.IntVar(&o.tail, "tail", 0, "tail sessions per path over all repetitions (e.g. 3000; default 600 per repetition, 150 with -quick)")
@@ -115,6 +116,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.ab != "" {
+		vs, err := parseVariants(o.ab)
+		if err != nil {
+			fatal(err)
+		}
+		if err := runAB(ctx, vs, o.backend, o.node, pl, o.work); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if o.profile != "" {
 		if err := runProfile(ctx, o.sioproxy, o.backend, o.node, pl, o.profile); err != nil {
 			fatal(err)

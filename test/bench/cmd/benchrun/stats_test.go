@@ -132,3 +132,15 @@ func TestScaleStepPerSession(t *testing.T) {
 		t.Error("countVerdict")
 	}
 }
+
+func TestParseVariants(t *testing.T) {
+	vs, err := parseVariants("base=bin/a; pgo=bin/b:GOGC=50:GODEBUG=x=1")
+	if err != nil || len(vs) != 2 || vs[1].Name != "pgo" || vs[1].Bin != "bin/b" || len(vs[1].Env) != 2 || vs[1].Env[1] != "GODEBUG=x=1" {
+		t.Fatalf("parseVariants = %+v, %v", vs, err)
+	}
+	for _, bad := range []string{"", "a=bin", "a=bin;b", "a=bin;b=bin:NOEQ", "=bin;b=bin"} {
+		if _, err := parseVariants(bad); err == nil {
+			t.Errorf("parseVariants(%q): want an error", bad)
+		}
+	}
+}
