@@ -68,8 +68,8 @@ func quickPlan() plan {
 func main() {
 	var o struct {
 		sioproxy, backend, sioload, node, out, charts, work, profile, ab string
-		quick                                                        bool
-		reps, big, tail, tailConc                                    int
+		quick                                                            bool
+		reps, big, tail, tailConc                                        int
 	}
 	flag.StringVar(&o.sioproxy, "sioproxy", "", "sioproxy binary")
 	flag.StringVar(&o.backend, "backend", "", "benchbackend binary")
