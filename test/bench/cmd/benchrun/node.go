@@ -147,8 +147,9 @@ func runNodeWorkload(ctx context.Context, nodeDir string, p *peer, pl plan) (nod
 			return 0, err
 		}
 		var s nodeLoad
+		// A session's deadline covers all its emits: generous, so that a slow machine is slow, not failed.
 		if err := benchclients(ctx, nodeDir, &s, "--url", p.URL, "--mode", mode, "--n", strconv.Itoa(n),
-			"--emits", strconv.Itoa(emits)); err != nil {
+			"--emits", strconv.Itoa(emits), "--timeout-ms", "90000"); err != nil {
 			return 0, fmt.Errorf("%s node %s: %w", p.Name, mode, err)
 		}
 		if s.Fatal != "" {

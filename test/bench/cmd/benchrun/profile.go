@@ -208,6 +208,14 @@ func runProfile(ctx context.Context, sioproxyBin, backendBin, nodeDir string, pl
 		return err
 	}
 	mem.TopInuse = exact.TopInuse
+	for _, g := range []string{"GOGC=50", "GOGC=25"} {
+		v, err := idleMemory(ctx, sioproxyBin, urls, filepath.Join(dir, "idle-"+strings.ToLower(strings.ReplaceAll(g, "=", ""))), []string{g})
+		if err != nil {
+			return err
+		}
+		v.Label = g
+		mem.Variants = append(mem.Variants, v)
+	}
 	return os.WriteFile(filepath.Join(dir, "profile.md"), profileReport(runs, mem), 0o644)
 }
 
@@ -353,6 +361,8 @@ type idleMem struct {
 	TopInuse                         string // pprof -top of the in-use heap at the step (per object site)
 	SockBase, Sock                   sockstat
 	EpollItems, FDs, BaseFDs, BaseEp int
+	Label                            string     // the environment of a variant
+	Variants                         []*idleMem // the same with other GOGC settings
 }
 
 // idleMemory holds idle WebSocket sessions through a fresh sioproxy (environment env) and reads its
@@ -534,7 +544,7 @@ func profileReport(runs []profileRun, m *idleMem) []byte {
 		fmt.Fprintf(&w, "## Memory of an idle parked WebSocket session (%d held, GOMAXPROCS=1, after a GC)\n\n", m.Sessions)
 		fmt.Fprintf(&w, "| item | total added | per session |\n|---|---|---|\n")
 		fmt.Fprintf(&w, "| RSS | %d KB | %.0f B |\n", m.RSSKB-m.BaseRSSKB, float64(m.RSSKB-m.BaseRSSKB)*1024/n)
-		for _, k := range []string{"HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "HeapSys", "StackInuse", "MSpanInuse", "MCacheInuse", "BuckHashSys", "GCSys", "OtherSys", "Sys"} {
+		for _, k := range []string{"HeapObjects", "HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "HeapSys", "Stack", "MSpan", "MCache", "BuckHashSys", "GCSys", "OtherSys", "Sys"} {
 			d := m.Heap[k] - m.BaseHeap[k]
 			fmt.Fprintf(&w, "| runtime %s | %d KB | %.0f B |\n", k, d>>10, float64(d)/n)
 		}
@@ -543,6 +553,20 @@ func profileReport(runs []profileRun, m *idleMem) []byte {
 		fmt.Fprintf(&w, "| epoll registrations (all epoll sets of the process) | %d | %.2f |\n", m.EpollItems-m.BaseEp, float64(m.EpollItems-m.BaseEp)/n)
 		fmt.Fprintf(&w, "| kernel TCP buffers (system-wide, 4 sockets per session) | %d pages | %.0f B |\n\n", m.Sock.MemPages-m.SockBase.MemPages,
 			float64(m.Sock.MemPages-m.SockBase.MemPages)*float64(os.Getpagesize())/n)
+		if len(m.Variants) > 0 {
+			fmt.Fprintf(&w, "GOGC and the resident memory of idle sessions (fresh instance each, same workload):\n\n| setting | RSS per session | HeapInuse per session | heap idle, not released, per session |\n|---|---|---|---|\n")
+			for _, v := range append([]*idleMem{m}, m.Variants...) {
+				label := v.Label
+				if label == "" {
+					label = "default (GOGC=100)"
+				}
+				vn := float64(v.Sessions)
+				idle := (v.Heap["HeapIdle"] - v.Heap["HeapReleased"]) - (v.BaseHeap["HeapIdle"] - v.BaseHeap["HeapReleased"])
+				fmt.Fprintf(&w, "| %s | %.0f B | %.0f B | %.0f B |\n", label, float64(v.RSSKB-v.BaseRSSKB)*1024/vn,
+					float64(v.Heap["HeapInuse"]-v.BaseHeap["HeapInuse"])/vn, float64(idle)/vn)
+			}
+			fmt.Fprintln(&w)
+		}
 		fmt.Fprintf(&w, "In-use heap added, by allocation site (a second instance with GODEBUG=memprofilerate=1; `go tool pprof -top -sample_index=inuse_space -base`):\n\n```\n%s```\n", m.TopInuse)
 	}
 	return w.Bytes()
