@@ -107,7 +107,7 @@ func runProfile(ctx context.Context, sioproxyBin, backendBin, nodeDir string, pl
 		}{"socket.io-client-polling", "acked emit", func(p *peer) (int64, error) {
 			var s nodeLoad
 			err := benchclients(ctx, nodeDir, &s, "--url", p.URL, "--mode", "polling", "--n", strconv.Itoa(pl.NodeSessions),
-				"--emits", strconv.Itoa(pl.NodeRounds))
+				"--emits", strconv.Itoa(pl.NodeRounds), "--timeout-ms", "90000")
 			if err == nil && s.Failed > 0 {
 				err = fmt.Errorf("%d socket.io-client sessions failed: %v", s.Failed, s.Errors)
 			}
@@ -544,7 +544,9 @@ func profileReport(runs []profileRun, m *idleMem) []byte {
 		fmt.Fprintf(&w, "## Memory of an idle parked WebSocket session (%d held, GOMAXPROCS=1, after a GC)\n\n", m.Sessions)
 		fmt.Fprintf(&w, "| item | total added | per session |\n|---|---|---|\n")
 		fmt.Fprintf(&w, "| RSS | %d KB | %.0f B |\n", m.RSSKB-m.BaseRSSKB, float64(m.RSSKB-m.BaseRSSKB)*1024/n)
-		for _, k := range []string{"HeapObjects", "HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "HeapSys", "Stack", "MSpan", "MCache", "BuckHashSys", "GCSys", "OtherSys", "Sys"} {
+		objs := m.Heap["HeapObjects"] - m.BaseHeap["HeapObjects"]
+		fmt.Fprintf(&w, "| runtime HeapObjects (count) | %d | %.1f |\n", objs, float64(objs)/n)
+		for _, k := range []string{"HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "HeapSys", "Stack", "MSpan", "MCache", "BuckHashSys", "GCSys", "OtherSys", "Sys"} {
 			d := m.Heap[k] - m.BaseHeap[k]
 			fmt.Fprintf(&w, "| runtime %s | %d KB | %.0f B |\n", k, d>>10, float64(d)/n)
 		}
