@@ -493,6 +493,7 @@ type bigResult struct {
 	FDs                           int // open descriptors of sioproxy while holding
 	Wanted                        int // the session count asked for, when the file limit capped it
 	Sock, SockBase                sockstat
+	Slab, SlabBase                int64 // kernel socket + epoll slab bytes, system-wide
 }
 
 // runBig opens plan.Big WebSocket sessions through a fresh sioproxy (GOMAXPROCS unset) in front of
@@ -522,6 +523,7 @@ func runBig(ctx context.Context, sioproxyBin, backendBin string, pl plan, work s
 	if r.SockBase, err = readSockstat(); err != nil {
 		return nil, err
 	}
+	r.SlabBase = readSlab()
 	logf("scale test: opening %d sessions through sioproxy", pl.Big)
 	start := time.Now()
 	octx, cancel := context.WithTimeout(ctx, 4*time.Minute)
@@ -548,6 +550,7 @@ func runBig(ctx context.Context, sioproxyBin, backendBin string, pl plan, work s
 	if r.Sock, err = readSockstat(); err != nil {
 		return nil, err
 	}
+	r.Slab = readSlab()
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", sp.cmd.Process.Pid)); err == nil {
 		r.FDs = len(fds)
 	}

@@ -360,6 +360,7 @@ type idleMem struct {
 	Goroutines, BaseGoroutines       int
 	TopInuse                         string // pprof -top of the in-use heap at the step (per object site)
 	SockBase, Sock                   sockstat
+	SlabBase, Slab                   int64
 	EpollItems, FDs, BaseFDs, BaseEp int
 	Label                            string     // the environment of a variant
 	Variants                         []*idleMem // the same with other GOGC settings
@@ -408,6 +409,7 @@ func idleMemory(ctx context.Context, sioproxyBin string, urls []string, mdir str
 	if m.SockBase, err = readSockstat(); err != nil {
 		return nil, err
 	}
+	m.SlabBase = readSlab()
 	conns, failed := d.openMany(ctx, n, 256)
 	defer closeAll(conns)
 	if failed > 0 {
@@ -421,6 +423,7 @@ func idleMemory(ctx context.Context, sioproxyBin string, urls []string, mdir str
 	if m.Sock, err = readSockstat(); err != nil {
 		return nil, err
 	}
+	m.Slab = readSlab()
 	m.Sessions = alive(conns)
 	m.RSSKB, m.BaseRSSKB, m.Heap, m.BaseHeap, m.Goroutines, m.BaseGoroutines = u1.RSSKB, u0.RSSKB, h1, h0, g1, g0
 	m.FDs, m.BaseFDs, m.EpollItems, m.BaseEp = fd1, fd0, ep1, ep0
@@ -553,8 +556,10 @@ func profileReport(runs []profileRun, m *idleMem) []byte {
 		fmt.Fprintf(&w, "| goroutines | %d | %.2f |\n", m.Goroutines-m.BaseGoroutines, float64(m.Goroutines-m.BaseGoroutines)/n)
 		fmt.Fprintf(&w, "| descriptors | %d | %.2f |\n", m.FDs-m.BaseFDs, float64(m.FDs-m.BaseFDs)/n)
 		fmt.Fprintf(&w, "| epoll registrations (all epoll sets of the process) | %d | %.2f |\n", m.EpollItems-m.BaseEp, float64(m.EpollItems-m.BaseEp)/n)
-		fmt.Fprintf(&w, "| kernel TCP buffers (system-wide, 4 sockets per session) | %d pages | %.0f B |\n\n", m.Sock.MemPages-m.SockBase.MemPages,
+		fmt.Fprintf(&w, "| kernel TCP buffers (system-wide, 4 sockets per session) | %d pages | %.0f B |\n", m.Sock.MemPages-m.SockBase.MemPages,
 			float64(m.Sock.MemPages-m.SockBase.MemPages)*float64(os.Getpagesize())/n)
+		fmt.Fprintf(&w, "| kernel slab %v (system-wide, 4 sockets per session and their epoll registrations) | %d KB | %.0f B |\n\n", slabCaches,
+			(m.Slab-m.SlabBase)>>10, float64(m.Slab-m.SlabBase)/n)
 		if len(m.Variants) > 0 {
 			fmt.Fprintf(&w, "GOGC and the resident memory of idle sessions (fresh instance each, same workload):\n\n| setting | RSS per session | HeapInuse per session | heap idle, not released, per session |\n|---|---|---|---|\n")
 			for _, v := range append([]*idleMem{m}, m.Variants...) {

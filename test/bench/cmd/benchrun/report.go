@@ -150,10 +150,11 @@ func writeReport(b *bench, out, chartDir string) error {
 				"run.sh raises `ulimit -n` to 1048576 where permitted; on such a machine the same command runs the full count.\n\n",
 				g.Wanted, nofile(), g.Target)
 		}
-		fmt.Fprintf(&w, "| opened | failed | alive after %v hold (heartbeats every 25s) | time to open | sioproxy RSS | per session | kernel TCP buffers per session (all 4 sockets) | open fds | sioproxy CPU while holding |\n|---|---|---|---|---|---|---|---|---|\n", g.Held)
-		fmt.Fprintf(&w, "| %d | %d | %d | %.0f s | %d MB | %.1f KB | %.2f KB | %d | %.2f s |\n\n", g.Opened, g.Failed, g.Alive, g.OpenSeconds,
+		fmt.Fprintf(&w, "| opened | failed | alive after %v hold (heartbeats every 25s) | time to open | sioproxy RSS | per session | kernel TCP buffers per session (all 4 sockets) | kernel socket + epoll slab per session (all 4 sockets) | open fds | sioproxy CPU while holding |\n|---|---|---|---|---|---|---|---|---|---|\n", g.Held)
+		fmt.Fprintf(&w, "| %d | %d | %d | %.0f s | %d MB | %.1f KB | %.2f KB | %.2f KB | %d | %.2f s |\n\n", g.Opened, g.Failed, g.Alive, g.OpenSeconds,
 			g.RSSKB>>10, float64(g.RSSKB-g.BaseKB)/math.Max(1, float64(g.Alive)),
-			float64(g.Sock.MemPages-g.SockBase.MemPages)*float64(os.Getpagesize())/1024/math.Max(1, float64(g.Alive)), g.FDs, g.CPU)
+			float64(g.Sock.MemPages-g.SockBase.MemPages)*float64(os.Getpagesize())/1024/math.Max(1, float64(g.Alive)),
+			float64(g.Slab-g.SlabBase)/1024/math.Max(1, float64(g.Alive)), g.FDs, g.CPU)
 		fmt.Fprintf(&w, "Setup: %d backends (ports) in one benchbackend process, clients bound to 127.0.0.1..127.0.0.%d, sioproxy with GOMAXPROCS=2, `ulimit -n` raised by run.sh.\n\n", g.Backends, g.Sources)
 	}
 	fmt.Fprintf(&w, "%s\n", methodText(pl, direct))
@@ -240,13 +241,14 @@ func countVerdict(n, of int) string {
 	}
 }
 
-// flatVerdict accepts a per-session figure that changes by at most 20% over the ladder.
+// flatVerdict accepts a per-session figure that grows by at most 20% over the ladder (a fixed
+// cost spread over more sessions makes it fall: that is flat or better).
 func flatVerdict(r float64) string {
 	switch {
 	case math.IsNaN(r):
 		return "not measured"
-	case r <= 1.2 && r >= 0.8:
-		return "**met** (within 20%)"
+	case r <= 1.2:
+		return "**met** (grows at most 20%)"
 	default:
 		return fmt.Sprintf("**missed** (x%s)", f2(r))
 	}
@@ -443,13 +445,22 @@ func memoryRows(pl plan, sum map[string]*peerSummary) []int {
 func writeScale(w *bytes.Buffer, pl plan, sum map[string]*peerSummary, png string) {
 	fmt.Fprintf(w, "### Scaling: cost per idle WebSocket session, %d to %d sessions held\n\n", first(pl.ScaleLadder), last(pl.ScaleLadder))
 	fmt.Fprintf(w, "One fresh instance per proxy, sessions opened from 127.0.0.1..127.0.0.16, settled 1 s, then held %v with heartbeats "+
-		"(the backend pings every session every 10 s). RSS is the proxy's; kernel TCP buffers are system-wide "+
-		"(`/proc/net/sockstat` TCP mem: client, both proxy sockets and the backend socket of each session).\n\n", pl.ScaleWindow)
-	fmt.Fprintf(w, "| proxy | sessions | RSS added MB | RSS KB/session | kernel TCP buffers KB/session | CPU us per session per second held | open fds |\n|---|---|---|---|---|---|---|\n")
+		"(the backend pings every session every 10 s). RSS is the proxy's. The kernel's memory is system-wide, for the four sockets of a session "+
+		"(client, both proxy sockets, backend) and their epoll registrations: TCP buffer pages (`/proc/net/sockstat` TCP mem; idle sockets hold none) and "+
+		"the slab caches %v from /proc/slabinfo (each socket also has a file and a dentry, about 0.4 KB, left out: other processes churn those caches). "+
+		"Other jobs on the machine move both a little.\n\n", pl.ScaleWindow, slabCaches)
+	fmt.Fprintf(w, "| proxy | sessions | RSS added MB | RSS KB/session | marginal RSS KB/session (from the step before) | kernel TCP buffers KB/session | kernel socket + epoll slab KB/session | CPU us per session per second held | open fds |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, name := range []string{"sioproxy", "haproxy", "nginx"} {
-		for _, st := range sum[name].Scale {
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %d |\n", name, st.Sessions, f1(float64(st.RSSKB-st.BaseKB)/1024),
-				f2(st.PerSessionKB()), f2(st.SockKBPerSession()), f2(st.CPUPerSession()), st.FDs)
+		for i, st := range sum[name].Scale {
+			marginal := math.NaN()
+			if i > 0 {
+				prev := sum[name].Scale[i-1]
+				if d := st.Sessions - prev.Sessions; d > 0 {
+					marginal = float64(st.RSSKB-prev.RSSKB) / float64(d)
+				}
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %d |\n", name, st.Sessions, f1(float64(st.RSSKB-st.BaseKB)/1024),
+				f2(st.PerSessionKB()), f2(marginal), f2(st.SockKBPerSession()), f2(st.SlabKBPerSession()), f2(st.CPUPerSession()), st.FDs)
 		}
 	}
 	fmt.Fprintf(w, "\n![per-session cost vs sessions](%s)\n\n", png)
@@ -480,7 +491,7 @@ func scaleChart(sum map[string]*peerSummary, png string) error {
 			fmt.Sprintf("$d index %d using 1:3 axes x1y2 with linespoints dt 2 title '%s CPU us/session/s (right)'", i, n))
 	}
 	return gnuplot(png, "cost per idle WebSocket session vs sessions held", "sessions held", "resident KB per session",
-		"set y2label 'CPU us per session per second'\nset y2tics\nset yrange [0:*]\nset y2range [0:*]\n", data.String(), strings.Join(plots, ", "))
+		"set key below\nset y2label 'CPU us per session per second'\nset y2tics\nset yrange [0:*]\nset y2range [0:*]\n", data.String(), strings.Join(plots, ", "))
 }
 
 func first(xs []int) int {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,9 +22,11 @@ type scaleStep struct {
 	BaseKB   int64 // before the first session
 	Sock     sockstat
 	SockBase sockstat
+	Slab     int64 // bytes in the kernel's socket and epoll slab caches (slabCaches), system-wide
+	SlabBase int64
 	CPU      float64 // proxy CPU seconds over Window
 	Window   time.Duration
-	FDs      int // open descriptors of the proxy's main process
+	FDs      int // open descriptors of the proxy processes
 }
 
 // PerSessionKB is the resident memory added per session.
@@ -49,6 +52,48 @@ func (s scaleStep) CPUPerSession() float64 {
 		return 0
 	}
 	return s.CPU * 1e6 / float64(s.Sessions) / s.Window.Seconds()
+}
+
+// SlabKBPerSession is the kernel slab memory of sockets and epoll registrations added per session
+// (system-wide: the client's, the proxy's two and the backend's socket of each session).
+func (s scaleStep) SlabKBPerSession() float64 {
+	if s.Sessions == 0 || s.Slab == 0 {
+		return math.NaN()
+	}
+	return float64(s.Slab-s.SlabBase) / 1024 / float64(s.Sessions)
+}
+
+// slabCaches are the slab caches a TCP socket and its epoll registrations use; the socket's
+// file and dentry (about 400 bytes more) are left out: other processes churn those caches.
+var slabCaches = []string{"TCP", "sock_inode_cache", "eventpoll_epi", "eventpoll_pwq"}
+
+// readSlab sums active objects x object size of slabCaches from /proc/slabinfo (0 when unreadable).
+func readSlab() int64 {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return 0
+	}
+	return parseSlab(b)
+}
+
+func parseSlab(b []byte) int64 {
+	var total int64
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		for _, c := range slabCaches {
+			if string(f[0]) == c {
+				active, err1 := strconv.ParseInt(string(f[1]), 10, 64)
+				size, err2 := strconv.ParseInt(string(f[3]), 10, 64)
+				if err1 == nil && err2 == nil {
+					total += active * size
+				}
+			}
+		}
+	}
+	return total
 }
 
 // sockstat is the TCP line of /proc/net/sockstat (system-wide).
@@ -126,6 +171,7 @@ func (b *bench) scaleFresh(ctx context.Context, name string, ladder []int, windo
 	if err != nil {
 		return nil, err
 	}
+	slabBase := readSlab()
 	var all []*eioclient.Conn
 	defer func() { closeAll(all) }()
 	var steps []scaleStep
@@ -144,6 +190,7 @@ func (b *bench) scaleFresh(ctx context.Context, name string, ladder []int, windo
 		if err != nil {
 			return steps, err
 		}
+		slab := readSlab()
 		select {
 		case <-time.After(window):
 		case <-ctx.Done():
@@ -154,13 +201,15 @@ func (b *bench) scaleFresh(ctx context.Context, name string, ladder []int, windo
 			return steps, err
 		}
 		st := scaleStep{Sessions: alive(all), Failed: failed, RSSKB: u0.RSSKB, BaseKB: base.RSSKB, Sock: sock,
-			SockBase: sockBase, CPU: u1.CPU - u0.CPU, Window: window}
-		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)); err == nil {
-			st.FDs = len(fds)
+			SockBase: sockBase, Slab: slab, SlabBase: slabBase, CPU: u1.CPU - u0.CPU, Window: window}
+		for _, pid := range p.pids() {
+			if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+				st.FDs += len(fds)
+			}
 		}
 		steps = append(steps, st)
-		logf("scale %-8s %5d sessions: %.2f KB/session RSS, %.2f KB/session kernel TCP, %.2f us CPU/session/s",
-			name, st.Sessions, st.PerSessionKB(), st.SockKBPerSession(), st.CPUPerSession())
+		logf("scale %-8s %5d sessions: %.2f KB/session RSS, kernel %.2f KB/session TCP buffers, %.2f KB/session socket+epoll slab (system-wide), %.2f us CPU/session/s",
+			name, st.Sessions, st.PerSessionKB(), st.SockKBPerSession(), st.SlabKBPerSession(), st.CPUPerSession())
 		if failed > 0 {
 			break
 		}
