@@ -13,6 +13,9 @@
 // A connection_error with code 1 ("Session ID unknown") means a request of some session reached this
 // backend although the session lives elsewhere: the Go tests assert there are none.
 //
+// "order" in /__stats counts, per session, whether its first polling request after the handshake was
+// a GET (getFirst) or a POST (postFirst): a socket.io-client sends its CONNECT POST before that GET,
+// and a GET that overtakes it makes the client's first emit wait for the upgrade (test/bench).
 // Socket.IO handlers: echo (ack {backend, data}), bin (ack (Buffer, backend)), whoami (ack {backend,
 // transport, sid}). Plain HTTP: GET /__name answers the backend name, GET /__stats a JSON summary.
 'use strict';
@@ -48,6 +51,8 @@ const log = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
 const stats = { connections: 0, disconnects: 0, upgrades: 0, connectionErrors: 0, unknownSid: 0, requests: 0 };
 const requestsBySid = new Map(); // sid -> request count (only for live sessions)
+const order = { getFirst: 0, postFirst: 0 };
+const orderPending = new Set(); // sids whose first polling request after the handshake is still to come
 
 const server = http.createServer((req, res) => {
   // Reached only for paths that are not the Engine.IO path (Socket.IO wraps this listener).
@@ -59,7 +64,7 @@ const server = http.createServer((req, res) => {
   }
   if (url.pathname === '/__stats') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify({ name: args.name, version: args.version, live: requestsBySid.size, ...stats }));
+    res.end(JSON.stringify({ name: args.name, version: args.version, live: requestsBySid.size, ...stats, order }));
     return;
   }
   res.writeHead(404, { 'Content-Type': 'text/plain' });
@@ -115,6 +120,11 @@ function countRequest(req) {
   stats.requests++;
   const sid = sidOf(req.url);
   if (sid && requestsBySid.has(sid)) requestsBySid.set(sid, requestsBySid.get(sid) + 1);
+  if (sid && orderPending.has(sid) && !req.headers.upgrade) {
+    orderPending.delete(sid);
+    if (req.method === 'GET') order.getFirst++;
+    else if (req.method === 'POST') order.postFirst++;
+  }
 }
 server.prependListener('request', countRequest);
 server.prependListener('upgrade', countRequest);
@@ -123,6 +133,7 @@ io.engine.on('connection', (conn) => {
   stats.connections++;
   // The handshake request itself carried no sid: count it here.
   requestsBySid.set(conn.id, 1);
+  if (conn.transport.name === 'polling') orderPending.add(conn.id);
   log({ event: 'connection', sid: conn.id, transport: conn.transport.name });
   conn.on('upgrade', () => {
     stats.upgrades++;
@@ -132,6 +143,7 @@ io.engine.on('connection', (conn) => {
     stats.disconnects++;
     const requests = requestsBySid.get(conn.id) || 0;
     requestsBySid.delete(conn.id);
+    orderPending.delete(conn.id);
     log({ event: 'disconnect', sid: conn.id, reason: String(reason), requests });
   });
 });

@@ -123,6 +123,11 @@ func startBackend(bin string, n int, ping time.Duration, logDir string) (*peer, 
 
 // startSioproxy runs sioproxy with GOMAXPROCS=procs in front of backends.
 func startSioproxy(bin string, backends []string, procs int, logDir string) (*peer, error) {
+	return startSioproxyArgs(bin, backends, procs, logDir, nil)
+}
+
+// startSioproxyArgs is startSioproxy with extra environment variables and flags (later flags win).
+func startSioproxyArgs(bin string, backends []string, procs int, logDir string, env []string, extra ...string) (*peer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -132,8 +137,8 @@ func startSioproxy(bin string, backends []string, procs int, logDir string) (*pe
 	for _, b := range backends {
 		args = append(args, "-backend", b)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", procs))
+	cmd := exec.Command(bin, append(args, extra...)...)
+	cmd.Env = append(append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", procs)), env...)
 	return startPeer("sioproxy", cmd, addr, logDir)
 }
 
@@ -241,7 +246,14 @@ http {
 	return startPeer("nginx", cmd, addr, dir)
 }
 
+// peerWrap, when set, wraps the command of the next peers started (the profile mode runs them
+// under perf trace).
+var peerWrap func(*exec.Cmd) *exec.Cmd
+
 func startPeer(name string, cmd *exec.Cmd, addr, logDir string) (*peer, error) {
+	if peerWrap != nil {
+		cmd = peerWrap(cmd)
+	}
 	f := mustCreate(filepath.Join(logDir, name+".log"))
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

@@ -56,6 +56,22 @@ type peerSummary struct {
 	AddedP99      float64
 	HoldCurve     []holdStep // median RSS per ladder step (Sessions = target)
 	Errors        int64
+	AddedP999     float64
+	// socket.io-client workload: proxy CPU seconds, medians.
+	NodePollCPU, NodeWSCPU, NodeCPU float64
+	NodeErrors                      int
+	Tail                            tailSummary
+	Scale                           []scaleStep
+}
+
+// tailSummary adds up the tail runs of every repetition through one path.
+type tailSummary struct {
+	Runs, Sessions, Failed, Slow int
+	SlowRaced                    int       // slow with the CONNECT ack before the POST's ok: the upgrade race
+	SlowMs                       []float64 // every slow first ack, ms
+	GetFirst, Ordered            int       // at the backend: first GET before the CONNECT POST, of sessions seen
+	ConnectBeforeDrain           int       // at the client: CONNECT ack before the POST's ok
+	P50, P99                     float64   // medians over the runs
 }
 
 // summarize computes every peer's medians; direct is the baseline for added latency.
@@ -67,8 +83,8 @@ func summarize(b *bench) (map[string]*peerSummary, *peerSummary) {
 	}
 	for _, name := range names {
 		s := &peerSummary{Name: name}
-		var poll, ws, mem, hs []float64
-		lat := map[int][][3]float64{}
+		var poll, ws, mem, hs, npoll, nws, ntot, tp50, tp99 []float64
+		lat := map[int][][4]float64{}
 		hold := map[int][]float64{}
 		for _, rep := range b.reps {
 			r := rep[name]
@@ -81,7 +97,23 @@ func summarize(b *bench) (map[string]*peerSummary, *peerSummary) {
 			hs = append(hs, r.Handshakes)
 			s.Errors += r.PollErrors + r.WSErrors
 			for _, pt := range r.Lat {
-				lat[pt.Rate] = append(lat[pt.Rate], [3]float64{pt.Achieved, pt.P50, pt.P99})
+				lat[pt.Rate] = append(lat[pt.Rate], [4]float64{pt.Achieved, pt.P50, pt.P99, pt.P999})
+			}
+			if w := r.Node; w != nil {
+				npoll, nws, ntot = append(npoll, w.PollCPU), append(nws, w.WSCPU), append(ntot, w.PollCPU+w.WSCPU)
+				s.NodeErrors += w.Errors
+			}
+			if t := r.Tail; t != nil {
+				s.Tail.Runs++
+				s.Tail.Sessions += t.N
+				s.Tail.Failed += t.Failed
+				s.Tail.Slow += t.Slow
+				s.Tail.SlowRaced += t.SlowRaced
+				s.Tail.SlowMs = append(s.Tail.SlowMs, t.SlowAckMs...)
+				s.Tail.GetFirst += t.GetFirst
+				s.Tail.Ordered += t.Ordered
+				s.Tail.ConnectBeforeDrain += t.ConnectBeforeDrain
+				tp50, tp99 = append(tp50, t.Ack.P50), append(tp99, t.Ack.P99)
 			}
 			for i, h := range r.Hold {
 				if i < len(b.plan.HoldLadder) {
@@ -90,15 +122,18 @@ func summarize(b *bench) (map[string]*peerSummary, *peerSummary) {
 			}
 		}
 		s.PollCPUPer10k, s.WSCPUPer10k, s.MemPerSession, s.Handshakes = median(poll), median(ws), median(mem), median(hs)
+		s.NodePollCPU, s.NodeWSCPU, s.NodeCPU = median(npoll), median(nws), median(ntot)
+		s.Tail.P50, s.Tail.P99 = median(tp50), median(tp99)
+		slices.Sort(s.Tail.SlowMs)
 		for _, rate := range b.plan.LatRates {
-			var a, p50, p99 []float64
+			var a, p50, p99, p999 []float64
 			for _, v := range lat[rate] {
-				a, p50, p99 = append(a, v[0]), append(p50, v[1]), append(p99, v[2])
+				a, p50, p99, p999 = append(a, v[0]), append(p50, v[1]), append(p99, v[2]), append(p999, v[3])
 			}
 			if len(a) == 0 {
 				continue
 			}
-			pt := latPoint{Rate: rate, Achieved: median(a), P50: median(p50), P99: median(p99)}
+			pt := latPoint{Rate: rate, Achieved: median(a), P50: median(p50), P99: median(p99), P999: median(p999)}
 			s.Lat = append(s.Lat, pt)
 			s.Saturation = math.Max(s.Saturation, pt.Achieved)
 		}
@@ -107,9 +142,12 @@ func summarize(b *bench) (map[string]*peerSummary, *peerSummary) {
 				s.HoldCurve = append(s.HoldCurve, holdStep{Sessions: n, RSSKB: int64(median(v))})
 			}
 		}
-		for _, h := range b.maxHeld[name] {
+		s.Scale = b.scale[name]
+		for _, h := range s.Scale {
 			s.MaxHeld, s.MaxHeldKB = h.Sessions, h.PerSessionKB()
-			s.HoldCurve = append(s.HoldCurve, holdStep{Sessions: h.Sessions, RSSKB: h.RSSKB - h.BaseKB})
+			if h.Sessions > last(b.plan.HoldLadder) {
+				s.HoldCurve = append(s.HoldCurve, holdStep{Sessions: h.Sessions, RSSKB: h.RSSKB - h.BaseKB})
+			}
 		}
 		out[name] = s
 	}
@@ -129,14 +167,14 @@ func summarize(b *bench) (map[string]*peerSummary, *peerSummary) {
 				s.HalfRate = pt.Rate
 			}
 		}
-		s.AddedP50, s.AddedP99 = math.NaN(), math.NaN()
+		s.AddedP50, s.AddedP99, s.AddedP999 = math.NaN(), math.NaN(), math.NaN()
 		for _, pt := range s.Lat {
 			if pt.Rate != s.HalfRate {
 				continue
 			}
 			for _, d := range direct.Lat {
 				if d.Rate == pt.Rate {
-					s.AddedP50, s.AddedP99 = pt.P50-d.P50, pt.P99-d.P99
+					s.AddedP50, s.AddedP99, s.AddedP999 = pt.P50-d.P50, pt.P99-d.P99, pt.P999-d.P999
 				}
 			}
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -93,5 +95,64 @@ func TestCapLadder(t *testing.T) {
 		if got := capLadder(tc.in, tc.max); !slices.Equal(got, tc.want) {
 			t.Errorf("capLadder(%v, %d) = %v, want %v", tc.in, tc.max, got, tc.want)
 		}
+	}
+}
+
+func TestParseSockstat(t *testing.T) {
+	in := "sockets: used 812\nTCP: inuse 40 orphan 0 tw 7 alloc 44 mem 12\nUDP: inuse 1 mem 2\n"
+	got, err := parseSockstat([]byte(in))
+	if err != nil || got != (sockstat{InUse: 40, Alloc: 44, TimeWait: 7, MemPages: 12}) {
+		t.Fatalf("parseSockstat = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"sockets: used 1\n", "TCP: inuse 1 mem x\n", "TCP: inuse 3\n"} {
+		if _, err := parseSockstat([]byte(bad)); err == nil {
+			t.Errorf("parseSockstat(%q): want an error", bad)
+		}
+	}
+}
+
+func TestScaleStepPerSession(t *testing.T) {
+	st := scaleStep{Sessions: 1000, RSSKB: 3000, BaseKB: 500, CPU: 0.5, Window: 10 * time.Second}
+	if got := st.PerSessionKB(); got != 2.5 {
+		t.Errorf("PerSessionKB = %v, want 2.5", got)
+	}
+	if got := st.CPUPerSession(); math.Abs(got-50) > 1e-9 {
+		t.Errorf("CPUPerSession = %v us, want 50", got)
+	}
+	steps := []scaleStep{st, {Sessions: 2000, RSSKB: 6500, BaseKB: 500, CPU: 1, Window: 10 * time.Second}}
+	if got := flatness(steps, scaleStep.PerSessionKB); math.Abs(got-1.2) > 1e-9 {
+		t.Errorf("flatness = %v, want 1.2", got)
+	}
+	if !math.IsNaN(flatness(steps[:1], scaleStep.PerSessionKB)) {
+		t.Error("flatness of one step should be NaN")
+	}
+	if v := flatVerdict(1.5); strings.HasPrefix(v, "**met**") {
+		t.Errorf("flatVerdict(1.5) = %q", v)
+	}
+	if v := flatVerdict(0.5); !strings.HasPrefix(v, "**met**") {
+		t.Errorf("flatVerdict(0.5) = %q", v)
+	}
+	if countVerdict(0, 3000) != "**met**" || countVerdict(2, 3000) == "**met**" || countVerdict(0, 0) != "not measured" {
+		t.Error("countVerdict")
+	}
+}
+
+func TestParseVariants(t *testing.T) {
+	vs, err := parseVariants("base=bin/a; pgo=bin/b:GOGC=50:GODEBUG=x=1")
+	if err != nil || len(vs) != 2 || vs[1].Name != "pgo" || vs[1].Bin != "bin/b" || len(vs[1].Env) != 2 || vs[1].Env[1] != "GODEBUG=x=1" {
+		t.Fatalf("parseVariants = %+v, %v", vs, err)
+	}
+	for _, bad := range []string{"", "a=bin", "a=bin;b", "a=bin;b=bin:NOEQ", "=bin;b=bin"} {
+		if _, err := parseVariants(bad); err == nil {
+			t.Errorf("parseVariants(%q): want an error", bad)
+		}
+	}
+}
+
+func TestParseSlab(t *testing.T) {
+	in := "slabinfo - version: 2.1\n# name <active_objs> <num_objs> <objsize>\nTCP 10 13 2368 13 8 : tunables 0 0 0\n" +
+		"eventpoll_epi 100 128 128 32 1 : x\ndentry 5 9 192 21 1 : x\nsock_inode_cache 2 3 832 19 4\n"
+	if got, want := parseSlab([]byte(in)), int64(10*2368+100*128+2*832); got != want {
+		t.Fatalf("parseSlab = %d, want %d", got, want)
 	}
 }

@@ -286,8 +286,9 @@ type loadSummary struct {
 		SteadyPerS  float64 `json:"steady_per_s"`
 	} `json:"emits"`
 	Ack struct {
-		P50 float64 `json:"p50_ms"`
-		P99 float64 `json:"p99_ms"`
+		P50  float64 `json:"p50_ms"`
+		P99  float64 `json:"p99_ms"`
+		P999 float64 `json:"p999_ms"`
 	} `json:"ack_ms"`
 	Errors map[string]uint64 `json:"errors"`
 }
