@@ -29,6 +29,9 @@ type Spec struct {
 	Weight int    // relative weight for new sessions; 0 = no new sessions
 	State  State
 	Source string // "static", "consul", ...
+
+	TLSCAFile     string // PEM bundle that verifies a TLS backend's certificate ("" = system roots)
+	TLSServerName string // name verified and sent as SNI ("" = the host of Addr)
 }
 
 // Reason tells why [Balancer.PlaceWithReason] returned what it returned.

@@ -34,6 +34,7 @@ type Settings struct {
 	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
 	AffinityCookie     string         // non-Engine.IO paths: cookie that pins a client to a backend
 	HashKey            KeyFunc        // affinity key of a new session (nil: none)
+	HeaderTimeout      time.Duration  // a client's request head must arrive within this (408 beyond)
 }
 
 // KeyFunc computes the affinity key of a request for the hash policy; ok is false when the request
@@ -45,13 +46,6 @@ type rtConfig struct {
 	Settings
 	classifier *sticky.Classifier
 	trusted    trustedNets
-	clientGen  uint64 // bumped when a setting of the pooled backend clients changes
-}
-
-// pooledClient is a backend's HTTP client and the settings generation it was built with.
-type pooledClient struct {
-	hc  *fasthttp.HostClient
-	gen uint64
 }
 
 // Proxy routes requests to backends. Create it with New, serve with Serve, stop with Shutdown.
@@ -62,15 +56,22 @@ type Proxy struct {
 	table    *sticky.Table
 	now      func() time.Time
 
-	rt      atomic.Pointer[rtConfig]
-	clients sync.Map // backend ID -> pooledClient
-	tunnels *tunnelRegistry
+	rt        atomic.Pointer[rtConfig]
+	upstreams sync.Map // backend ID -> *upstream (its connection pool)
+	tunnels   *tunnelRegistry
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
 	parkOnce sync.Once
 	park     *parker
-	server   *fasthttp.Server
-	metrics  Metrics
-	mirror   Mirror // nil: no mirroring
+	// aborts watches clients of pending long-polls (Linux epoll); started on the first one.
+	abortOnce sync.Once
+	aborts    *abortWatcher
+	server    *fasthttp.Server
+	metrics   Metrics
+	mirror    Mirror // nil: no mirroring
+
+	connWait           time.Duration // wait for a free backend connection at the limit
+	clientWriteTimeout time.Duration // a write to the client without progress
+	upgradeWait        time.Duration // wait for a backend's answer to an upgrade (0: dial timeout + 10s)
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -105,6 +106,15 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 // WithMetrics sets the metrics sink.
 func WithMetrics(m Metrics) Option { return func(p *Proxy) { p.metrics = m } }
 
+// withConnWaitTimeout, withClientWriteTimeout and withUpgradeTimeout shorten fixed timeouts (tests).
+func withConnWaitTimeout(d time.Duration) Option { return func(p *Proxy) { p.connWait = d } }
+
+func withClientWriteTimeout(d time.Duration) Option {
+	return func(p *Proxy) { p.clientWriteTimeout = d }
+}
+
+func withUpgradeTimeout(d time.Duration) Option { return func(p *Proxy) { p.upgradeWait = d } }
+
 // New builds a Proxy over a balancer. The session ledger (table and per-backend counters) is
 // created here.
 func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Proxy {
@@ -116,6 +126,9 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		metrics:   NopMetrics{},
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
+
+		connWait:           defaultConnWaitTimeout,
+		clientWriteTimeout: defaultClientWriteTimeout,
 	}
 	for _, o := range opts {
 		o(p)
@@ -129,40 +142,49 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		NoDefaultDate:                 true,
-		DisableHeaderNamesNormalizing: true,
+		DisableHeaderNamesNormalizing: true, // fields pass as sent; the proxy matches names in any case
 		DisablePreParseMultipartForm:  true,
-		MaxRequestBodySize:            s.MaxBodyBytes, // per request: headerReceived
-		HeaderReceived:                p.headerReceived,
-		ReadTimeout:                   60 * time.Second,
-		WriteTimeout:                  30 * time.Second,
-		IdleTimeout:                   120 * time.Second,
-		CloseOnShutdown:               true,
-		KeepHijackedConns:             true, // parked tunnels outlive the hijack handler; tunnels close their sockets
-		ReadBufferSize:                8192,
-		Logger:                        zapPrintf{log},
-		ErrorHandler:                  requestError,
+		SecureErrorLogMessage:         true, // fasthttp's errors quote no request bytes (sids)
+		// Bodies are read as they arrive, never allocated to a declared length; per request, the
+		// head hook sets the body limit and timeout from the live settings (a reload applies).
+		StreamRequestBody: true,
+		HeaderReceived:    p.headerReceived,
+		// The head deadline (proxy.header_timeout) is the connection guard's, from the live
+		// settings; the rest of a request is bounded by bodyTimeout, a write by the write timeout.
+		// Long-polls and streams are not the client's reads: nothing here cuts them (invariant 3).
+		WriteTimeout:      p.clientWriteTimeout,
+		IdleTimeout:       120 * time.Second,
+		CloseOnShutdown:   true,
+		KeepHijackedConns: true, // parked tunnels outlive the hijack handler; tunnels close their sockets
+		ReadBufferSize:    8192,
+		Logger:            zapPrintf{log},
+		ErrorHandler:      requestError,
 	}
 	return p
 }
 
-// Apply swaps in new settings (hot reload). Sessions and tunnels are kept. When a setting of the
-// backend clients changes (upstream_timeout, dial_timeout, max_conns_per_backend), every backend gets
-// a new client for its next request; requests on the old ones finish.
-func (p *Proxy) Apply(s Settings) {
-	rt := &rtConfig{Settings: s, classifier: sticky.NewClassifier(s.Paths), trusted: trustedNets(s.TrustedProxies)}
-	if old := p.rt.Load(); old != nil {
-		rt.clientGen = old.clientGen
-		if old.UpstreamTimeout != s.UpstreamTimeout || old.DialTimeout != s.DialTimeout || old.MaxConnsPerBackend != s.MaxConnsPerBackend {
-			rt.clientGen++
-		}
-	}
-	p.rt.Store(rt)
+// headerReceived gives each request its body limit and timeout, read from the live settings.
+func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	return fasthttp.RequestConfig{ReadTimeout: bodyTimeout, MaxRequestBodySize: p.rt.Load().MaxBodyBytes}
 }
 
-// headerReceived sets the body limit of each request from the current settings (the server's own
-// field is not written while serving).
-func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-	return fasthttp.RequestConfig{MaxRequestBodySize: p.rt.Load().MaxBodyBytes}
+// headerTimeout is the live proxy.header_timeout (the connection guard reads it per head).
+func (p *Proxy) headerTimeout() time.Duration { return p.rt.Load().HeaderTimeout }
+
+// upgradeTimeout bounds the wait for a backend's answer to an upgrade.
+func (p *Proxy) upgradeTimeout(rt *rtConfig) time.Duration {
+	if p.upgradeWait > 0 {
+		return p.upgradeWait
+	}
+	return rt.DialTimeout + 10*time.Second
+}
+
+// Apply swaps in new settings (hot reload). Sessions, tunnels and pooled connections are kept. The
+// server's own fields are never written while it serves: what a request needs is read from the
+// settings per request.
+func (p *Proxy) Apply(s Settings) {
+	rt := &rtConfig{Settings: s, classifier: sticky.NewClassifier(s.Paths), trusted: trustedNets(s.TrustedProxies)}
+	p.rt.Store(rt)
 }
 
 // Table is the session table (for admin and tests).
@@ -174,7 +196,7 @@ func (p *Proxy) Tunnels() int { return p.tunnels.len() }
 // Serve accepts connections on ln until Shutdown. It also runs the session table sweeper.
 func (p *Proxy) Serve(ln net.Listener) error {
 	go p.sweep()
-	err := p.server.Serve(ln)
+	err := p.server.Serve(guardListener{Listener: ln, headerTimeout: p.headerTimeout})
 	if p.stopping.Load() {
 		return nil
 	}
@@ -189,8 +211,12 @@ func (p *Proxy) sweep() {
 		select {
 		case <-p.stopSweep:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			p.table.Sweep()
+			p.upstreams.Range(func(_, v any) bool {
+				v.(*upstream).sweep(now)
+				return true
+			})
 		}
 	}
 }
@@ -204,6 +230,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := p.server.ShutdownWithContext(ctx)
 	n := p.tunnels.closeAll()
 	p.stopParker()
+	p.stopWatcher()
 	p.log.Info("shutdown", zap.Int("tunnels_closed", n), zap.Error(err))
 	close(p.stopSweep)
 	<-p.sweepDone
@@ -223,53 +250,14 @@ func (p *Proxy) sessionEnded(sid, backendID string) {
 	}
 }
 
-// client returns the pooled HTTP client of a backend, creating it on first use.
-func (p *Proxy) client(be *balancer.Backend, rt *rtConfig) *fasthttp.HostClient {
-	if c, ok := p.clients.Load(be.ID); ok {
-		pc := c.(pooledClient)
-		if pc.hc.Addr == be.Addr && pc.hc.IsTLS == be.TLS && pc.gen == rt.clientGen {
-			return pc.hc
-		}
-	}
-	dialTimeout := rt.DialTimeout
-	hc := &fasthttp.HostClient{
-		Addr:                          be.Addr,
-		IsTLS:                         be.TLS,
-		Name:                          "sioproxy",
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		MaxConns:                      rt.MaxConnsPerBackend,
-		MaxConnWaitTimeout:            5 * time.Second,
-		// Below Node's 5 s keep-alive timeout, so a pooled connection is rarely one the backend is
-		// closing; RetryIfErr covers the rest.
-		MaxIdleConnDuration: 4 * time.Second,
-		ReadTimeout:         rt.UpstreamTimeout,
-		WriteTimeout:        30 * time.Second,
-		RetryIfErr:          retryStale,
-		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, dialTimeout)
-		},
-	}
-	p.clients.Store(be.ID, pooledClient{hc: hc, gen: rt.clientGen}) // replaces an older client; requests on it finish
-	return hc
-}
-
-// retryStale retries a request once when a pooled connection turned out to be closed before any
-// response byte arrived: the backend never saw the request, so even a POST is safe to resend.
-// Timeouts are never retried: a long-poll must not be duplicated (engine.io#166).
-func retryStale(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-	if attempts > 1 {
-		return false, false
-	}
-	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || isConnReset(err)
-}
-
 // requestError answers a request fasthttp could not read: 413 for a body over the limit (as
 // engine.io 6 does), 431 for huge headers, 408 for a timeout, else 400.
 func requestError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case errors.Is(err, errBareLF):
+		ctx.Error("Bad Request", fasthttp.StatusBadRequest)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
 	case errors.As(err, &small):
