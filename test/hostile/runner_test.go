@@ -47,7 +47,7 @@ type caseRun struct {
 	c       *cluster
 	px      *testkit.Proxy
 	conn    *testkit.RawConn // the case's connection
-	sid     string // live session of the case (hostileCase.session)
+	sid     string           // live session of the case (hostileCase.session)
 	opened  []string
 	metrics string // /metrics text before the request
 }
