@@ -28,9 +28,9 @@ import (
 const (
 	// smallBody is the largest body of known length read whole when nothing needs to inspect it.
 	smallBody = 64 << 10
-	// bodyTimeout bounds the arrival of a request body after its head.
-	bodyTimeout = 60 * time.Second
-	// defaultClientWriteTimeout bounds a write to the client without progress.
+	// defaultReadTimeout bounds the arrival of a request body after its head (proxy.read_timeout).
+	defaultReadTimeout = 60 * time.Second
+	// defaultClientWriteTimeout bounds a write to the client without progress (proxy.write_timeout).
 	defaultClientWriteTimeout = 30 * time.Second
 	streamBufSize             = 32 << 10
 )
@@ -413,8 +413,8 @@ var streamPool = sync.Pool{New: func() any { b := make([]byte, streamBufSize); r
 // deadline, so a stream lasts as long as bytes move (server-sent events, downloads); Close puts
 // the connection back when the body was read to its end.
 type respStream struct {
-	p         *Proxy
 	ctx       *fasthttp.RequestCtx
+	wTimeout  time.Duration
 	bc        *bconn
 	resp      *fasthttp.ResponseHeader
 	upTimeout time.Duration
@@ -428,7 +428,7 @@ type respStream struct {
 
 // stream sets ctx.Response to relay the body of bc's answer (cl as fasthttp parsed it).
 func (p *Proxy) stream(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, cl int, backendClose bool) {
-	s := &respStream{p: p, ctx: ctx, bc: bc, resp: &ctx.Response.Header, upTimeout: rt.UpstreamTimeout, reusable: !backendClose}
+	s := &respStream{ctx: ctx, wTimeout: rt.writeTimeout(), bc: bc, resp: &ctx.Response.Header, upTimeout: rt.UpstreamTimeout, reusable: !backendClose}
 	size := -1
 	switch {
 	case cl >= 0:
@@ -438,7 +438,7 @@ func (p *Proxy) stream(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, cl int
 	default:
 		s.untilEOF, s.reusable = true, false
 	}
-	ctx.SetWriteDeadline(time.Now().Add(p.clientWriteTimeout))
+	ctx.SetWriteDeadline(time.Now().Add(s.wTimeout))
 	ctx.Response.SetBodyStream(s, size)
 }
 
@@ -452,7 +452,7 @@ func (s *respStream) Read(b []byte) (int, error) {
 	}
 	now := time.Now()
 	s.bc.nc.SetReadDeadline(now.Add(s.upTimeout))
-	s.ctx.SetWriteDeadline(now.Add(s.p.clientWriteTimeout))
+	s.ctx.SetWriteDeadline(now.Add(s.wTimeout))
 	var n int
 	var err error
 	switch {

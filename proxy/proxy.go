@@ -34,7 +34,9 @@ type Settings struct {
 	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
 	AffinityCookie     string         // non-Engine.IO paths: cookie that pins a client to a backend
 	HashKey            KeyFunc        // affinity key of a new session (nil: none)
-	HeaderTimeout      time.Duration  // a client's request head must arrive within this (408 beyond)
+	HeaderTimeout      time.Duration  // a client's request head must arrive within this (408 beyond; 0 = none)
+	ReadTimeout        time.Duration  // a request body must arrive within this after its head (0 = 60 s)
+	WriteTimeout       time.Duration  // a write to a client must progress within this (0 = 30 s)
 }
 
 // KeyFunc computes the affinity key of a request for the hash policy; ok is false when the request
@@ -69,9 +71,8 @@ type Proxy struct {
 	metrics   Metrics
 	mirror    Mirror // nil: no mirroring
 
-	connWait           time.Duration // wait for a free backend connection at the limit
-	clientWriteTimeout time.Duration // a write to the client without progress
-	upgradeWait        time.Duration // wait for a backend's answer to an upgrade (0: dial timeout + 10s)
+	connWait    time.Duration // wait for a free backend connection at the limit
+	upgradeWait time.Duration // wait for a backend's answer to an upgrade (0: dial timeout + 10s)
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -106,12 +107,8 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 // WithMetrics sets the metrics sink.
 func WithMetrics(m Metrics) Option { return func(p *Proxy) { p.metrics = m } }
 
-// withConnWaitTimeout, withClientWriteTimeout and withUpgradeTimeout shorten fixed timeouts (tests).
+// withConnWaitTimeout and withUpgradeTimeout shorten fixed timeouts (tests).
 func withConnWaitTimeout(d time.Duration) Option { return func(p *Proxy) { p.connWait = d } }
-
-func withClientWriteTimeout(d time.Duration) Option {
-	return func(p *Proxy) { p.clientWriteTimeout = d }
-}
 
 func withUpgradeTimeout(d time.Duration) Option { return func(p *Proxy) { p.upgradeWait = d } }
 
@@ -127,8 +124,7 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
 
-		connWait:           defaultConnWaitTimeout,
-		clientWriteTimeout: defaultClientWriteTimeout,
+		connWait: defaultConnWaitTimeout,
 	}
 	for _, o := range opts {
 		o(p)
@@ -150,9 +146,9 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		StreamRequestBody: true,
 		HeaderReceived:    p.headerReceived,
 		// The head deadline (proxy.header_timeout) is the connection guard's, from the live
-		// settings; the rest of a request is bounded by bodyTimeout, a write by the write timeout.
-		// Long-polls and streams are not the client's reads: nothing here cuts them (invariant 3).
-		WriteTimeout:      p.clientWriteTimeout,
+		// settings; the body's and the answer's are set per request (headerReceived). Long-polls
+		// and streams are not the client's reads: nothing here cuts them (invariant 3).
+		WriteTimeout:      defaultClientWriteTimeout, // answers to heads that could not be read
 		IdleTimeout:       120 * time.Second,
 		CloseOnShutdown:   true,
 		KeepHijackedConns: true, // parked tunnels outlive the hijack handler; tunnels close their sockets
@@ -163,9 +159,25 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 	return p
 }
 
-// headerReceived gives each request its body limit and timeout, read from the live settings.
+// headerReceived gives each request its body limit and its read and write timeouts, from the live
+// settings (the server's own fields are never written while it serves).
 func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-	return fasthttp.RequestConfig{ReadTimeout: bodyTimeout, MaxRequestBodySize: p.rt.Load().MaxBodyBytes}
+	rt := p.rt.Load()
+	return fasthttp.RequestConfig{ReadTimeout: rt.readTimeout(), WriteTimeout: rt.writeTimeout(), MaxRequestBodySize: rt.MaxBodyBytes}
+}
+
+func (rt *rtConfig) readTimeout() time.Duration {
+	if rt.ReadTimeout > 0 {
+		return rt.ReadTimeout
+	}
+	return defaultReadTimeout
+}
+
+func (rt *rtConfig) writeTimeout() time.Duration {
+	if rt.WriteTimeout > 0 {
+		return rt.WriteTimeout
+	}
+	return defaultClientWriteTimeout
 }
 
 // headerTimeout is the live proxy.header_timeout (the connection guard reads it per head).

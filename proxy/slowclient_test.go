@@ -75,8 +75,7 @@ func TestLongPollOutlivesClientTimeouts(t *testing.T) {
 		}
 		return a
 	})
-	p := startProxyOpts(t, func(s *Settings) { s.HeaderTimeout = 200 * time.Millisecond }, []balancer.Spec{rb.spec("raw")},
-		withClientWriteTimeout(200*time.Millisecond))
+	p := startProxy(t, func(s *Settings) { s.HeaderTimeout, s.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond }, []balancer.Spec{rb.spec("raw")})
 	sid := string(mustHandshakeRaw(t, p.addr))
 	rc := dialRaw(t, p.addr)
 	for i := 0; i < 2; i++ { // twice on one connection: keep-alive survives too

@@ -27,7 +27,7 @@ func TestServerSentEventsOutliveTheWriteTimeout(t *testing.T) {
 		close(sse)
 	}
 	rb := startRawBackend(t, func(r *rawReq) rawAnswer { return rawAnswer{Stream: stream} })
-	p := startProxyOpts(t, nil, []balancer.Spec{rb.spec("raw")}, withClientWriteTimeout(250*time.Millisecond))
+	p := startProxy(t, func(s *Settings) { s.WriteTimeout = 250 * time.Millisecond }, []balancer.Spec{rb.spec("raw")})
 	rc := dialRaw(t, p.addr)
 	rc.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
 	r := rc.read(10*time.Second, false)

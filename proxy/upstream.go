@@ -75,14 +75,15 @@ func newUpstream(be *balancer.Backend, rt *rtConfig) *upstream {
 	}
 	up.slots = make(chan struct{}, up.maxConns)
 	if be.TLS {
-		up.tlsConf, up.tlsErr = backendTLSConfig(be.Spec)
+		up.tlsConf, up.tlsErr = BackendTLSConfig(be.Spec)
 	}
 	return up
 }
 
-// backendTLSConfig is the verified client TLS configuration of a backend: its CA file (else the
-// system roots) and its server name (else the host of its address).
-func backendTLSConfig(s balancer.Spec) (*tls.Config, error) {
+// BackendTLSConfig is the client TLS configuration of a backend, always verified: against its CA
+// file (else the system roots), for its server name (else the host of its address). The CA file is
+// read on each call (the proxy calls it when it builds a backend's pool).
+func BackendTLSConfig(s balancer.Spec) (*tls.Config, error) {
 	conf := &tls.Config{ServerName: s.TLSServerName, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 	if conf.ServerName == "" {
 		conf.ServerName = hostOnly(s.Addr)

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"sioproxy/balancer"
 	"sioproxy/eioproto"
+	"sioproxy/proxy"
 	"sioproxy/sticky"
 )
 
@@ -89,7 +91,15 @@ func (m *Mirror) connect(s *session, be *balancer.Backend) (*shadowConn, error) 
 		path = "/socket.io/"
 	}
 	url := fmt.Sprintf("%s://%s%s?%sEIO=%d&transport=websocket", scheme, be.Addr, path, s.query, m.targetEIO)
+	var tlsConf *tls.Config
+	if be.TLS {
+		var err error
+		if tlsConf, err = proxy.BackendTLSConfig(be.Spec); err != nil {
+			return nil, err
+		}
+	}
 	d := websocket.Dialer{
+		TLSClientConfig:  tlsConf,
 		HandshakeTimeout: m.dialTimeout,
 		NetDial:          func(network, addr string) (net.Conn, error) { return net.DialTimeout(network, addr, m.dialTimeout) },
 		ReadBufferSize:   4096,
