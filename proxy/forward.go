@@ -87,6 +87,7 @@ type request struct {
 	stream  io.Reader // the body to stream, when not read whole
 	bodyLen int64     // Content-Length sent, -1 chunked, -2 no body
 	bodyBuf *[]byte   // pooled storage of body
+	header  *fasthttp.RequestHeader
 	guard   *guardConn
 	isHead  bool
 }
@@ -182,7 +183,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	up := p.upstream(be, rt)
 	hp := headPool.Get().(*[]byte)
 	defer headPool.Put(hp)
-	ho := headOpts{dropAE: fo.dropAE, bodyLen: rq.bodyLen, isTLS: ctx.IsTLS(), trusted: rt.trusted, peer: rq.peer, clientAddr: rq.client}
+	ho := headOpts{dropAE: fo.dropAE, bodyLen: rq.bodyLen, isTLS: ctx.IsTLS(), trusted: rt.trusted, peer: rq.peer, clientAddr: rq.client,
+		trailers: rq.scan.hasTE && rq.stream == nil}
 	head := appendHead((*hp)[:0], &ctx.Request.Header, &rq.scan, &ho)
 	*hp = head[:0]
 	be.InFlight.Add(1)
@@ -346,13 +348,27 @@ func (p *Proxy) writeRequest(bc *bconn, rq *request, head []byte) (int, error) {
 	if rq.stream == nil {
 		return n, nil
 	}
-	k, err := copyBody(bc.nc, rq.stream, rq.bodyLen, int64(p.rt.Load().MaxBodyBytes))
+	k, err := copyBody(bc.nc, rq.stream, rq.bodyLen, int64(p.rt.Load().MaxBodyBytes), rq.header)
 	return n + int(k), err
 }
 
+// appendTrailers appends the trailer fields a client sent after a chunked body.
+func appendTrailers(dst []byte, h *fasthttp.RequestHeader) []byte {
+	for k := range h.Trailers() {
+		if v := h.PeekBytes(k); len(v) > 0 {
+			dst = append(dst, k...)
+			dst = append(dst, ": "...)
+			dst = append(dst, v...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	return dst
+}
+
 // copyBody streams a request body to the backend: n bytes when n >= 0, else chunked until the
-// client's stream ends. A client failure (or a body over max) is a *fwdError of kind failClient.
-func copyBody(dst io.Writer, src io.Reader, n, max int64) (int64, error) {
+// client's stream ends, then the client's trailer fields (from h). A client failure (or a body over
+// max) is a *fwdError of kind failClient.
+func copyBody(dst io.Writer, src io.Reader, n, max int64, h *fasthttp.RequestHeader) (int64, error) {
 	bp := streamPool.Get().(*[]byte)
 	defer streamPool.Put(bp)
 	buf := *bp
@@ -399,7 +415,8 @@ func copyBody(dst io.Writer, src io.Reader, n, max int64) (int64, error) {
 		}
 	}
 	if n < 0 {
-		if _, err := io.WriteString(dst, "0\r\n\r\n"); err != nil {
+		end := append(appendTrailers([]byte("0\r\n"), h), "\r\n"...)
+		if _, err := dst.Write(end); err != nil {
 			return total, err
 		}
 	}
@@ -440,6 +457,9 @@ func (p *Proxy) stream(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, cl int
 	}
 	ctx.SetWriteDeadline(time.Now().Add(s.wTimeout))
 	ctx.Response.SetBodyStream(s, size)
+	// The head goes out before the body: an event stream's client sees it at once, and a body cut
+	// short (a backend lying about its length) reaches the client as a cut body, not as nothing.
+	ctx.Response.ImmediateHeaderFlush = true
 }
 
 // Read implements io.Reader.

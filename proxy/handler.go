@@ -40,6 +40,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	rt := p.rt.Load()
 	start := p.now()
 	var rq request
+	rq.header = &ctx.Request.Header
 	if rq.guard = guardOf(ctx.Conn()); rq.guard != nil {
 		rq.guard.handling()
 	}

@@ -195,7 +195,7 @@ func readRawRequest(br *bufio.Reader) (*rawReq, error) {
 		if err != nil {
 			return nil, err
 		}
-		// the trailer section (none expected) and its blank line
+		// the trailer section and its blank line (trailer fields are recorded as "trailer:NAME")
 		for {
 			line, err := br.ReadString('\n')
 			if err != nil {
@@ -204,6 +204,8 @@ func readRawRequest(br *bufio.Reader) (*rawReq, error) {
 			if line == "\r\n" || line == "\n" {
 				break
 			}
+			name, value, _ := strings.Cut(strings.TrimRight(line, "\r\n"), ":")
+			r.Fields = append(r.Fields, [2]string{"trailer:" + name, strings.TrimSpace(value)})
 		}
 		r.Body = body
 	} else if cl := r.values("Content-Length"); len(cl) > 0 {
@@ -329,13 +331,10 @@ func (rc *rawClient) read(timeout time.Duration, noBody bool) *rawResp {
 		}
 	case len(r.values("Content-Length")) > 0:
 		n, _ := strconv.ParseInt(r.values("Content-Length")[0], 10, 64)
-		if n > 1<<30 {
-			n = 1 << 30
+		body, err = io.ReadAll(io.LimitReader(rc.br, n))
+		if err == nil && int64(len(body)) < n {
+			err = io.ErrUnexpectedEOF
 		}
-		buf := make([]byte, n)
-		var k int
-		k, err = io.ReadFull(rc.br, buf)
-		body = buf[:k]
 	default:
 		body, err = io.ReadAll(rc.br)
 	}

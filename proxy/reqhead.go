@@ -305,6 +305,7 @@ type headOpts struct {
 	dropAE     bool  // no Accept-Encoding (a handshake: the sid is read from the body)
 	bodyLen    int64 // Content-Length sent; -1: chunked; -2: no body
 	isTLS      bool  // the client reached the proxy over TLS
+	trailers   bool  // a chunked body read whole: its trailer fields join the head
 	trusted    trustedNets
 	peer       netip.Addr
 	clientAddr netip.Addr
@@ -348,6 +349,9 @@ func appendHead(dst []byte, h *fasthttp.RequestHeader, sc *reqScan, o *headOpts)
 		dst = append(dst, ": "...)
 		dst = append(dst, value...)
 		dst = append(dst, "\r\n"...)
+	}
+	if o.trailers {
+		dst = appendTrailers(dst, h)
 	}
 	trustedPeer := len(o.trusted) > 0 && o.trusted.contains(o.peer)
 	dst = append(dst, "X-Forwarded-For: "...)

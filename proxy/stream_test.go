@@ -118,3 +118,21 @@ func TestChunkedTrailersAreMerged(t *testing.T) {
 		t.Fatalf("trailer X-Sum in the answer's head: %q\n%s", got, r.Head)
 	}
 }
+
+func TestRequestTrailersAreForwarded(t *testing.T) {
+	rb := startRawBackend(t, eioRaw)
+	p := startProxy(t, nil, []balancer.Spec{rb.spec("raw")})
+	sid := string(mustHandshakeRaw(t, p.addr))
+	// Streamed (another path): the body goes on chunked, the field as a trailer.
+	r := exchange(t, p.addr, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
+	q := rb.lastReq(t)
+	if r.Status != 200 || string(q.Body) != "hello" || len(q.values("trailer:X-Sum")) != 1 || q.values("trailer:X-Sum")[0] != "42" {
+		t.Fatalf("streamed: %d, backend got %q, fields %q", r.Status, q.Body, q.Fields)
+	}
+	// Read whole (a polling POST): the field joins the head.
+	r = exchange(t, p.addr, "POST /socket.io/?EIO=4&transport=polling&sid="+sid+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n40\r\n0\r\nX-Sum: 43\r\n\r\n")
+	q = rb.lastReq(t)
+	if r.Status != 200 || string(q.Body) != "40" || len(q.values("X-Sum")) != 1 || q.values("X-Sum")[0] != "43" {
+		t.Fatalf("read whole: %d, backend got %q, fields %q", r.Status, q.Body, q.Fields)
+	}
+}

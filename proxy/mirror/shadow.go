@@ -162,7 +162,7 @@ func (sh *shadowConn) fail(err error) {
 		return
 	}
 	sh.s.m.stats.shadowFailures.Add(1)
-	sh.s.m.log.Debug("shadow failed", zap.String("sid", sh.s.sid), zap.String("target", sh.be.ID), zap.Error(err))
+	sh.s.m.log.Debug("shadow failed", zap.String("sid_hash", proxy.SIDHash(sh.s.sid)), zap.String("target", sh.be.ID), zap.Error(err))
 	sh.conn.Close()
 }
 
