@@ -56,6 +56,11 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 // serve handles one request and returns its kind.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request) Kind {
 	h := &ctx.Request.Header
+	if p.takeOversize(h) {
+		// the whole over-limit body was already there: fasthttp ran the handler anyway
+		refuse(ctx, rq, fasthttp.StatusRequestEntityTooLarge, true)
+		return KindOther
+	}
 	scanRequest(h, &rq.scan)
 	switch {
 	case rq.scan.bad != 0:
@@ -63,6 +68,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request) Kind 
 		return KindOther
 	case h.IsConnect():
 		refuse(ctx, rq, fasthttp.StatusMethodNotAllowed, true)
+		return KindOther
+	case !h.IsHTTP11() && !bytes.Equal(h.Protocol(), []byte("HTTP/1.0")):
+		refuse(ctx, rq, fasthttp.StatusHTTPVersionNotSupported, true)
 		return KindOther
 	case !h.IsHTTP11() && len(h.Host()) == 0:
 		refuse(ctx, rq, fasthttp.StatusBadRequest, true)

@@ -71,6 +71,9 @@ type Proxy struct {
 	metrics   Metrics
 	mirror    Mirror // nil: no mirroring
 
+	oversize  sync.Map     // *fasthttp.RequestHeader -> struct{}: heads declaring a body over the limit
+	oversizeN atomic.Int64 // entries of oversize (none: nothing to look up)
+
 	connWait    time.Duration // wait for a free backend connection at the limit
 	upgradeWait time.Duration // wait for a backend's answer to an upgrade (0: dial timeout + 10s)
 
@@ -154,16 +157,43 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		KeepHijackedConns: true, // parked tunnels outlive the hijack handler; tunnels close their sockets
 		ReadBufferSize:    8192,
 		Logger:            zapPrintf{log},
-		ErrorHandler:      requestError,
+		ErrorHandler:      p.requestError,
 	}
 	return p
 }
 
 // headerReceived gives each request its body limit and its read and write timeouts, from the live
-// settings (the server's own fields are never written while it serves).
-func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+// settings (the server's own fields are never written while it serves). A body declared over the
+// limit is refused at once: fasthttp would wait for its first bytes before the handler runs, so
+// its read is made to fail at once, and the error handler answers 413 (oversize marks it).
+func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	rt := p.rt.Load()
+	if p.oversizeN.Load() > 0 {
+		if _, ok := p.oversize.LoadAndDelete(h); ok {
+			p.oversizeN.Add(-1)
+		}
+	}
+	if h.ContentLength() > rt.MaxBodyBytes {
+		if _, loaded := p.oversize.LoadOrStore(h, struct{}{}); !loaded {
+			p.oversizeN.Add(1)
+		}
+		return fasthttp.RequestConfig{ReadTimeout: time.Nanosecond, MaxRequestBodySize: rt.MaxBodyBytes}
+	}
 	return fasthttp.RequestConfig{ReadTimeout: rt.readTimeout(), WriteTimeout: rt.writeTimeout(), MaxRequestBodySize: rt.MaxBodyBytes}
+}
+
+// takeOversize reports (once) whether the request of h was marked by headerReceived as declaring a
+// body over the limit. Marks are keyed by the request header, one per pooled request context at
+// most, and cleared by the next request on it.
+func (p *Proxy) takeOversize(h *fasthttp.RequestHeader) bool {
+	if p.oversizeN.Load() == 0 {
+		return false
+	}
+	if _, ok := p.oversize.LoadAndDelete(h); ok {
+		p.oversizeN.Add(-1)
+		return true
+	}
+	return false
 }
 
 func (rt *rtConfig) readTimeout() time.Duration {
@@ -264,10 +294,13 @@ func (p *Proxy) sessionEnded(sid, backendID string) {
 
 // requestError answers a request fasthttp could not read: 413 for a body over the limit (as
 // engine.io 6 does), 431 for huge headers, 408 for a timeout, else 400.
-func requestError(ctx *fasthttp.RequestCtx, err error) {
+func (p *Proxy) requestError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case p.takeOversize(&ctx.Request.Header):
+		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
+		ctx.SetConnectionClose()
 	case errors.Is(err, errBareLF):
 		ctx.Error("Bad Request", fasthttp.StatusBadRequest)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

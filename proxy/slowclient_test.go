@@ -106,3 +106,38 @@ func TestBodyLimitFollowsReload(t *testing.T) {
 		t.Fatalf("1001 bytes over a limit of 1000: %d", c)
 	}
 }
+
+func TestBodyDeclaredOverTheLimitIsRefusedAtOnce(t *testing.T) {
+	rb := startRawBackend(t, nil)
+	p := startProxy(t, func(s *Settings) { s.MaxBodyBytes = 1000 }, []balancer.Spec{rb.spec("raw")})
+	for _, req := range []string{
+		"POST /app HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n",                          // no body byte sent
+		"POST /app HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n" + strings.Repeat("x", 1001), // all of it
+	} {
+		rc := dialRaw(t, p.addr)
+		rc.send(req)
+		if r := rc.read(2*time.Second, false); r.Status != 413 {
+			t.Errorf("%.60q: %d %v, want 413 at once", req, r.Status, r.Err)
+		}
+		if !rc.closedWithin(2 * time.Second) {
+			t.Errorf("%.60q: the connection stays open with an unread body", req)
+		}
+	}
+	if rb.nreq.Load() != 0 {
+		t.Fatal("an over-limit body reached the backend")
+	}
+	if r := exchange(t, p.addr, "GET /app HTTP/1.1\r\nHost: x\r\n\r\n"); r.Status != 200 {
+		t.Fatalf("after: %d", r.Status)
+	}
+}
+
+func TestUnknownHTTPVersionIsRefused(t *testing.T) {
+	rb := startRawBackend(t, nil)
+	p := startProxy(t, nil, []balancer.Spec{rb.spec("raw")})
+	if r := exchange(t, p.addr, "GET /app HTTP/1.7\r\nHost: x\r\n\r\n"); r.Status != 505 {
+		t.Fatalf("HTTP/1.7: %d, want 505", r.Status)
+	}
+	if rb.nreq.Load() != 0 {
+		t.Fatal("it reached the backend")
+	}
+}
