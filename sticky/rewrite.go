@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ErrNotRewritable is returned by RewriteHandshake when the body was parsed but its sid cannot be
@@ -12,7 +13,8 @@ import (
 var ErrNotRewritable = errors.New("sticky: handshake not rewritable")
 
 // RewriteHandshake appends to dst the body with the sid replaced by the tagged sid, length prefixes fixed.
-// JSONP (and anything not safely rewritable) returns ErrNotRewritable with the parsed Handshake.
+// JSONP (and anything not safely rewritable: a JSON-escaped sid, a v3 text open packet that is not
+// valid UTF-8) returns ErrNotRewritable with the parsed Handshake.
 //
 // Only the sid string inside the first (open) packet changes, plus its length prefix in v3 text
 // (UTF-16 units) and v3 binary (digit bytes) framing; every other byte is copied as is. The
@@ -30,6 +32,10 @@ func RewriteHandshake(dst, body []byte, tag string) ([]byte, Handshake, error) {
 		return dst, p.hs, fmt.Errorf("%w: sid contains JSON escapes", ErrNotRewritable)
 	case !validTag(tag):
 		return dst, p.hs, fmt.Errorf("%w: invalid tag %q", ErrNotRewritable, tag)
+	case p.hs.Format == FormatV3Text && !utf8.Valid(body[p.pktStart:p.pktEnd]):
+		// The length counts UTF-16 units of the packet as the client decodes it; invalid UTF-8
+		// decodes differently in browsers and Node than here, so a rewritten length could lie.
+		return dst, p.hs, fmt.Errorf("%w: v3 text open packet is not valid UTF-8", ErrNotRewritable)
 	}
 	// The tagged sid is the raw sid plus taggedOverhead ASCII bytes, which are as many UTF-16 units.
 	newLen := p.n + taggedOverhead
