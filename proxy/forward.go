@@ -435,8 +435,9 @@ type respStream struct {
 	bc        *bconn
 	resp      *fasthttp.ResponseHeader
 	upTimeout time.Duration
-	remaining int64 // length mode: bytes left; chunked: bytes left in the chunk
+	remaining int64 // length mode: bytes left
 	chunked   bool
+	chunks    chunkedReader
 	untilEOF  bool
 	done      bool
 	reusable  bool
@@ -452,6 +453,7 @@ func (p *Proxy) stream(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, cl int
 		s.remaining, size = int64(cl), cl
 	case cl == -1:
 		s.chunked = true
+		s.chunks = chunkedReader{br: bc.br, trailer: ctx.Response.Header.ReadTrailer}
 	default:
 		s.untilEOF, s.reusable = true, false
 	}
@@ -483,29 +485,10 @@ func (s *respStream) Read(b []byte) (int, error) {
 			return n, io.EOF
 		}
 	case s.chunked:
-		if s.remaining == 0 {
-			size, cerr := readChunkSize(s.bc.br)
-			if cerr != nil {
-				s.err = cerr
-				return 0, cerr
-			}
-			if size == 0 {
-				if terr := s.resp.ReadTrailer(s.bc.br); terr != nil {
-					s.err = terr
-					return 0, terr
-				}
-				s.done = true
-				return 0, io.EOF
-			}
-			s.remaining = size
-		}
-		if int64(len(b)) > s.remaining {
-			b = b[:s.remaining]
-		}
-		n, err = s.bc.br.Read(b)
-		s.remaining -= int64(n)
-		if err == nil && s.remaining == 0 {
-			err = readCRLF(s.bc.br)
+		n, err = s.chunks.Read(b)
+		if err == io.EOF {
+			s.done = true
+			return n, io.EOF
 		}
 	default:
 		if s.remaining == 0 {
@@ -535,6 +518,51 @@ func (s *respStream) Read(b []byte) (int, error) {
 func (s *respStream) Close() error {
 	s.bc.up.release(s.bc, s.done && s.reusable && s.err == nil)
 	return nil
+}
+
+// chunkedReader decodes a chunked body from br; the trailer section goes to trailer (fasthttp's
+// parser, into the answer's head, which fasthttp then sends as trailers).
+type chunkedReader struct {
+	br        *bufio.Reader
+	trailer   func(*bufio.Reader) error
+	remaining int64 // bytes left in the current chunk
+	done      bool
+}
+
+// Read implements io.Reader: io.EOF after the last chunk and the trailer section.
+func (c *chunkedReader) Read(b []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	if c.remaining == 0 {
+		size, err := readChunkSize(c.br)
+		if err != nil {
+			return 0, err
+		}
+		if size == 0 {
+			if err := c.trailer(c.br); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return 0, err
+			}
+			c.done = true
+			return 0, io.EOF
+		}
+		c.remaining = size
+	}
+	if int64(len(b)) > c.remaining {
+		b = b[:c.remaining]
+	}
+	n, err := c.br.Read(b)
+	c.remaining -= int64(n)
+	if err == nil && c.remaining == 0 {
+		err = readCRLF(c.br)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // maxChunkLine bounds a chunk-size line (extensions included).
