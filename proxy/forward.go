@@ -236,16 +236,14 @@ const (
 
 // exchange runs one request on bc. retry reports a reused connection that failed before any
 // answer byte (and before any byte was written, unless the request is idempotent): it is closed,
-// and the request may go again on a fresh one. The client-abort watch covers the exchange and is
-// off before the connection goes back to the pool.
+// and the request may go again on a fresh one. The client-abort watch (fo.watch) covers the wait
+// for the answer and is off before the connection goes back to the pool.
 func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq *request, fo fwdOpts, head []byte) (fwdResult, bool, error) {
 	var w *watchedConn
 	if fo.watch && rq.guard != nil {
-		if w = p.watch(rq.guard); w != nil {
-			w.arm(bc)
-		}
+		w = p.watch(rq.guard)
 	}
-	res, fate, retry, err := p.roundTrip(ctx, rt, bc, rq, fo, head)
+	res, fate, retry, err := p.roundTrip(ctx, rt, bc, rq, fo, head, w)
 	if w != nil {
 		w.disarm()
 	}
@@ -261,10 +259,37 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq *
 	return res, retry, err
 }
 
+// armDelay is how long a watched request waits for its answer before the client-abort watch is
+// armed: an answer that is there at once (most polls while messages flow) costs no epoll_ctl, and a
+// client that leaves a pending long-poll is still noticed at once after it.
+const armDelay = 2 * time.Millisecond
+
+// awaitAnswer waits for the first byte of the answer (deadline is the exchange's); with a watch,
+// the watch is armed once the answer is not there within armDelay.
+func awaitAnswer(bc *bconn, w *watchedConn, deadline time.Time) error {
+	if w == nil {
+		_, err := bc.br.Peek(1)
+		return err
+	}
+	early := time.Now().Add(armDelay)
+	if early.Before(deadline) {
+		bc.nc.SetReadDeadline(early)
+		if _, err := bc.br.Peek(1); err == nil || !isTimeout(err) {
+			bc.nc.SetReadDeadline(deadline)
+			return err
+		}
+		bc.nc.SetReadDeadline(deadline)
+	}
+	w.arm(bc)
+	_, err := bc.br.Peek(1)
+	return err
+}
+
 // roundTrip writes the request on bc and reads the answer's head and, when it is read whole, body.
-func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq *request, fo fwdOpts, head []byte) (fwdResult, connFate, bool, error) {
+func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq *request, fo fwdOpts, head []byte, w *watchedConn) (fwdResult, connFate, bool, error) {
 	reused := bc.reused
-	bc.nc.SetDeadline(time.Now().Add(rt.UpstreamTimeout))
+	deadline := time.Now().Add(rt.UpstreamTimeout)
+	bc.nc.SetDeadline(deadline)
 	n, err := p.writeRequest(bc, rq, head)
 	if err != nil {
 		if fe, ok := err.(*fwdError); ok {
@@ -274,7 +299,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 		return fwdResult{}, fateClose, retry, &fwdError{kind: failBackend, err: err}
 	}
 	resp := &ctx.Response
-	if _, err := bc.br.Peek(1); err != nil {
+	if err := awaitAnswer(bc, w, deadline); err != nil {
 		if isTimeout(err) {
 			return fwdResult{}, fateClose, false, &fwdError{kind: failTimeout, err: err}
 		}

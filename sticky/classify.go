@@ -162,7 +162,7 @@ func (c *Classifier) Classify(path, query []byte, upgrade bool) Info {
 			if len(val) > 0 {
 				info.SID = val[:len(val):len(val)]
 				info.SIDStart = valStart
-				info.SIDEncoded = bytes.IndexByte(val, '%') >= 0 || bytes.IndexByte(val, '+') >= 0
+				info.SIDEncoded = hasEscapes(val)
 			}
 		case "j":
 			info.JSONP = true
@@ -179,10 +179,15 @@ const maxKnownEscaped = 3 * len("transport")
 // unescapeShort decodes b into dst when it holds escapes and is short enough to be a known key or
 // value; otherwise it returns b (which then matches nothing known, or is itself plain).
 func unescapeShort(dst, b []byte) []byte {
-	if len(b) > maxKnownEscaped || bytes.IndexByte(b, '%') < 0 && bytes.IndexByte(b, '+') < 0 {
+	if len(b) > maxKnownEscaped {
 		return b
 	}
-	return AppendUnescaped(dst, b)
+	for _, c := range b {
+		if c == '%' || c == '+' {
+			return AppendUnescaped(dst, b)
+		}
+	}
+	return b
 }
 
 // AppendUnescaped appends the query component b decoded as a browser's URLSearchParams (and
@@ -213,4 +218,14 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - 'a' + 10
+}
+
+// hasEscapes reports whether a query component holds '%' or '+' (it needs decoding).
+func hasEscapes(b []byte) bool {
+	for _, c := range b {
+		if c == '%' || c == '+' {
+			return true
+		}
+	}
+	return false
 }
