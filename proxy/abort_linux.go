@@ -100,8 +100,8 @@ func (w *abortWatcher) stop() {
 // watch returns the watch state of a client connection, made on its first watched request; nil
 // when the connection has no socket to watch (or epoll is unavailable).
 func (p *Proxy) watch(g *guardConn) *watchedConn {
-	if g.watch != nil {
-		return g.watch
+	if w := g.watch.Load(); w != nil {
+		return w
 	}
 	w := p.watcher()
 	if w == nil {
@@ -122,7 +122,7 @@ func (p *Proxy) watch(g *guardConn) *watchedConn {
 	wc.armFn = wc.epollAdd
 	wc.delFn = wc.epollDel
 	w.conns.Store(wc.id, wc)
-	g.watch = wc
+	g.watch.Store(wc)
 	return wc
 }
 
@@ -153,6 +153,16 @@ func (p *Proxy) abortWatches() int {
 		return 0
 	}
 	return int(p.aborts.armed.Load())
+}
+
+// watchedConns counts the client connections with a watch state (tests).
+func (p *Proxy) watchedConns() int {
+	if p.aborts == nil {
+		return 0
+	}
+	n := 0
+	p.aborts.conns.Range(func(any, any) bool { n++; return true })
+	return n
 }
 
 // arm watches the client while bc carries its request.

@@ -15,6 +15,8 @@ func (p *Proxy) stopWatcher() {}
 
 func (p *Proxy) abortWatches() int { return 0 }
 
+func (p *Proxy) watchedConns() int { return 0 }
+
 func (wc *watchedConn) arm(*bconn) {}
 
 func (wc *watchedConn) disarm() {}

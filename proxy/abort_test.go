@@ -72,5 +72,5 @@ func TestManyAbortsLeaveNoWatchBehind(t *testing.T) {
 			t.Fatalf("%d of %d aborted polls still open at the backend", n-i, n)
 		}
 	}
-	waitFor(t, func() bool { return p.abortWatches() == 0 })
+	waitFor(t, func() bool { return p.abortWatches() == 0 && p.watchedConns() == 0 })
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +41,9 @@ type guardConn struct {
 	ntail    int
 	start    time.Time // when the head's first bytes arrived
 
-	watch *watchedConn // the client-abort watch of this connection (long-polls), made on first use
+	// watch is the client-abort watch of this connection (long-polls), made on first use by the
+	// connection's goroutine; Close, which fasthttp's Shutdown may call from another, releases it.
+	watch atomic.Pointer[watchedConn]
 }
 
 // guardTLSConn is a guardConn over a TLS connection; fasthttp recognises TLS by these methods.
@@ -111,10 +114,17 @@ func (g *guardConn) handling() {
 // off stops the guard for good (the connection is hijacked for a tunnel) and ends its abort watch.
 func (g *guardConn) off() {
 	g.state, g.armed = guardOff, false
-	if g.watch != nil {
-		g.watch.release()
-		g.watch = nil
+	if w := g.watch.Swap(nil); w != nil {
+		w.release()
 	}
+}
+
+// Close implements net.Conn: the connection's abort watch ends with it.
+func (g *guardConn) Close() error {
+	if w := g.watch.Swap(nil); w != nil {
+		w.release()
+	}
+	return g.Conn.Close()
 }
 
 // Write implements net.Conn: a handled request's response starts the next head.

@@ -403,8 +403,9 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *requ
 			p.balancer.ReportFailure(be)
 			p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
 		}
-		// Timeouts are never retried (a long request must not be duplicated); a local limit may move.
-		if !movable || !(last.kind == failBackend || last.kind == failLocal) {
+		// Only a backend's failure before any answer byte moves the request: a timeout never (a
+		// long request must not be duplicated), nor a local limit (it waited already).
+		if !movable || last.kind != failBackend {
 			break
 		}
 	}

@@ -255,8 +255,15 @@ func (p *Proxy) sweep() {
 			return
 		case now := <-t.C:
 			p.table.Sweep()
-			p.upstreams.Range(func(_, v any) bool {
-				v.(*upstream).sweep(now)
+			snap := p.balancer.Snapshot()
+			p.upstreams.Range(func(k, v any) bool {
+				up := v.(*upstream)
+				if snap.ByID(k.(string)) == nil { // the backend left: its pool goes (requests on it finish)
+					p.upstreams.CompareAndDelete(k, v)
+					up.close()
+					return true
+				}
+				up.sweep(now)
 				return true
 			})
 		}
