@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,13 +18,18 @@ var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests   [proxy.NumKinds][5]prometheus.Counter
-	latency    [proxy.NumKinds]prometheus.Observer
-	sidUnknown prometheus.Counter
-	handshakes *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
-	reloadOK   prometheus.Gauge
-	reloadAt   prometheus.Gauge
+	requests    [proxy.NumKinds][5]prometheus.Counter
+	latency     [proxy.NumKinds]prometheus.Observer
+	sidUnknown  prometheus.Counter
+	handshakes  *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	reloadOK    prometheus.Gauge
+	reloadAt    prometheus.Gauge
+	unavailable [3]prometheus.Counter // by balancer.Reason (OK unused)
+
+	// totals of the same events, read by the dashboard's history sampler without going through
+	// Prometheus.
+	nHandshakes, nSIDUnknown, nUnavailable, nReloads, nReloadErrors atomic.Uint64
 }
 
 // NewMetrics registers the sioproxy metrics and a collector of per-backend gauges read from bal.
@@ -61,7 +67,15 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 		Name: "sioproxy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last applied config (the start, or the last successful reload).",
 	})
 	m.reloadAt.SetToCurrentTime()
-	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads, m.reloadOK, m.reloadAt,
+	unavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sioproxy_unavailable_total",
+		Help: "New sessions answered 503 with Retry-After because no backend could take them, by reason " +
+			"(all_full: every eligible backend over its admission limits; no_backends: none eligible).",
+	}, []string{"reason"})
+	for _, r := range []balancer.Reason{balancer.NoBackends, balancer.AllFull} {
+		m.unavailable[r] = unavailable.WithLabelValues(r.String())
+	}
+	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads, m.reloadOK, m.reloadAt, unavailable,
 		backendCollector{bal}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,10 +94,25 @@ func (m *Metrics) Request(kind proxy.Kind, status int, elapsed time.Duration) {
 }
 
 // SIDUnknown implements proxy.Metrics.
-func (m *Metrics) SIDUnknown() { m.sidUnknown.Inc() }
+func (m *Metrics) SIDUnknown() {
+	m.sidUnknown.Inc()
+	m.nSIDUnknown.Add(1)
+}
 
 // Handshake implements proxy.Metrics.
-func (m *Metrics) Handshake(backendID string) { m.handshakes.WithLabelValues(backendID).Inc() }
+func (m *Metrics) Handshake(backendID string) {
+	m.handshakes.WithLabelValues(backendID).Inc()
+	m.nHandshakes.Add(1)
+}
+
+// Unavailable implements proxy.Metrics.
+func (m *Metrics) Unavailable(reason balancer.Reason) {
+	if reason != balancer.NoBackends && reason != balancer.AllFull {
+		reason = balancer.NoBackends
+	}
+	m.unavailable[reason].Inc()
+	m.nUnavailable.Add(1)
+}
 
 // Reload counts a config reload ("ok" or "error").
 func (m *Metrics) Reload(result string) {
@@ -94,6 +123,27 @@ func (m *Metrics) Reload(result string) {
 	} else {
 		m.reloadOK.Set(0)
 	}
+	m.nReloads.Add(1)
+	if result != "ok" {
+		m.nReloadErrors.Add(1)
+	}
+}
+
+// Counts are the process's totals of the events the dashboard charts.
+type Counts struct {
+	Handshakes   uint64 `json:"handshakes"`    // sessions created
+	SIDUnknown   uint64 `json:"sid_unknown"`   // "Session ID unknown" answers
+	Unavailable  uint64 `json:"unavailable"`   // 503s to new sessions
+	Reloads      uint64 `json:"reloads"`       // config reloads, refused ones included
+	ReloadErrors uint64 `json:"reload_errors"` // refused reloads
+}
+
+// Counts returns the totals so far (zero for a nil Metrics).
+func (m *Metrics) Counts() Counts {
+	if m == nil {
+		return Counts{}
+	}
+	return Counts{m.nHandshakes.Load(), m.nSIDUnknown.Load(), m.nUnavailable.Load(), m.nReloads.Load(), m.nReloadErrors.Load()}
 }
 
 // backendCollector exports the live counters of every backend of the current snapshot.

@@ -40,7 +40,7 @@ type Options struct {
 	// Version is logged at start.
 	Version string
 	// Clock times drain deadlines (nil: the system clock); Rand jitters them (nil: math/rand/v2).
-	Clock Clock
+	Clock health.Clock
 	Rand  func() float64
 	// Getenv reads the environment ($SIOPROXY_ADMIN_TOKEN); nil: os.Getenv.
 	Getenv func(string) string
@@ -80,7 +80,7 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 		return nil, errors.New("daemon: no logger")
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = health.SystemClock{}
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -177,7 +177,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var adminSrv *http.Server
 	if aln != nil {
 		ao := admin.Options{Balancer: d.bal, Controller: d, Metrics: d.metrics, Token: d.token, Logger: d.log,
-			Config: func() ([]byte, error) { return d.config().Redacted().YAML() }}
+			Config: func() ([]byte, error) { return d.config().Redacted().YAML() },
+			Stop:   runCtx.Done(), Now: d.opts.Clock.Now}
 		if d.mirror != nil {
 			ao.Mirror = d.mirror.Handler()
 		}

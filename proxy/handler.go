@@ -381,6 +381,7 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *requ
 				answerFailure(ctx, last, 1)
 				return nil, balancer.Claim{}, fwdResult{}, last
 			}
+			p.metrics.Unavailable(reason)
 			if reason == balancer.AllFull {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, int(p.balancer.RetryAfter()/time.Second))
 			} else {

@@ -87,6 +87,7 @@ type Metrics interface {
 	Request(kind Kind, status int, elapsed time.Duration)
 	SIDUnknown()
 	Handshake(backendID string)
+	Unavailable(reason balancer.Reason) // a new session answered 503 (Retry-After): no backend could take it
 }
 
 // NopMetrics counts nothing.
@@ -100,6 +101,9 @@ func (NopMetrics) SIDUnknown() {}
 
 // Handshake implements Metrics.
 func (NopMetrics) Handshake(string) {}
+
+// Unavailable implements Metrics.
+func (NopMetrics) Unavailable(balancer.Reason) {}
 
 // Option configures a Proxy.
 type Option func(*Proxy)

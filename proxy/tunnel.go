@@ -128,6 +128,9 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request,
 			if i > 0 {
 				status, retry = fasthttp.StatusBadGateway, 0
 			}
+			if status == fasthttp.StatusServiceUnavailable {
+				p.metrics.Unavailable(reason)
+			}
 			unavailable(ctx, status, retry)
 			return
 		}

@@ -66,8 +66,6 @@ type parsed struct {
 	// sid string contents (without quotes) in the body; meaningless for JSONP.
 	sidStart, sidEnd int
 	sidEscaped       bool
-	// The open packet spans [pktStart, pktEnd) of the body (meaningless for JSONP).
-	pktStart, pktEnd int
 }
 
 // ParseHandshake reads the open packet at the start of a decompressed handshake response body
@@ -136,7 +134,6 @@ func parseFramed(body []byte) (parsed, error) {
 	if start >= end || body[start] != '0' {
 		return p, errorf("first packet is not an open packet")
 	}
-	p.pktStart, p.pktEnd = start, end
 	obj := body[start+1 : end]
 	if !json.Valid(obj) {
 		return p, errorf("open packet is not valid JSON")

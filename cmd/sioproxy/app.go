@@ -9,6 +9,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.uber.org/zap"
+
+	"sioproxy/admin"
 	"sioproxy/configs"
 	"sioproxy/daemon"
 	"sioproxy/demo"
@@ -117,7 +120,7 @@ func runDemo(args []string, stderr io.Writer) int {
 	for i := range cfg.Backends {
 		cfg.Backends[i].ID = fmt.Sprintf("demo-%d", i+1)
 	}
-	log.Info("demo: open http://" + cfg.Listen + "/ in several browser tabs")
+	log.Info("demo: open http://"+cfg.Listen+"/ in several browser tabs", zap.String("dashboard", admin.DashboardURL(cfg.Admin.Listen)))
 	return serve(ctx, cfg, o, stderr, nil)
 }
 
