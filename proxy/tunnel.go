@@ -165,13 +165,6 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be *
 	p.upgrade(ctx, rt, rq, be, conn, rawSID, known, balancer.Claim{}, true)
 }
 
-func hostOnly(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
-}
-
 // upgrade forwards the upgrade request on conn, relays the backend's answer, and on 101 hijacks the
 // client connection and relays bytes both ways (parked, or through splice for a mirrored tunnel or
 // a non-TCP backend) until either side ends. claim is the WebSocket-only session's (rawSID nil);

@@ -4,17 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"sioproxy/balancer"
+	"sioproxy/internal/backendtls"
 )
 
 // Pool bounds.
@@ -75,31 +74,9 @@ func newUpstream(be *balancer.Backend, rt *rtConfig) *upstream {
 	}
 	up.slots = make(chan struct{}, up.maxConns)
 	if be.TLS {
-		up.tlsConf, up.tlsErr = BackendTLSConfig(be.Spec)
+		up.tlsConf, up.tlsErr = backendtls.Config(be.Spec)
 	}
 	return up
-}
-
-// BackendTLSConfig is the client TLS configuration of a backend, always verified: against its CA
-// file (else the system roots), for its server name (else the host of its address). The CA file is
-// read on each call (the proxy calls it when it builds a backend's pool).
-func BackendTLSConfig(s balancer.Spec) (*tls.Config, error) {
-	conf := &tls.Config{ServerName: s.TLSServerName, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
-	if conf.ServerName == "" {
-		conf.ServerName = hostOnly(s.Addr)
-	}
-	if s.TLSCAFile != "" {
-		pem, err := os.ReadFile(s.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("backend %s: tls.ca_file: %w", s.ID, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("backend %s: tls.ca_file %s holds no PEM certificate", s.ID, s.TLSCAFile)
-		}
-		conf.RootCAs = pool
-	}
-	return conf, nil
 }
 
 // matches reports whether the pool still fits its backend and settings.

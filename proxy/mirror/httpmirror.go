@@ -7,7 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sioproxy/balancer"
-	"sioproxy/proxy"
+	"sioproxy/internal/backendtls"
 )
 
 // Plain HTTP mirroring bounds.
@@ -48,7 +48,7 @@ func (m *Mirror) configureTarget(hc *fasthttp.HostClient) error {
 	}
 	for _, be := range m.targets.Snapshot().Backends {
 		if be.Addr == hc.Addr && be.TLS {
-			conf, err := proxy.BackendTLSConfig(be.Spec)
+			conf, err := backendtls.Config(be.Spec)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 
 	"sioproxy/balancer"
 	"sioproxy/eioproto"
+	"sioproxy/internal/backendtls"
 	"sioproxy/proxy"
 	"sioproxy/sticky"
 )
@@ -94,7 +95,7 @@ func (m *Mirror) connect(s *session, be *balancer.Backend) (*shadowConn, error) 
 	var tlsConf *tls.Config
 	if be.TLS {
 		var err error
-		if tlsConf, err = proxy.BackendTLSConfig(be.Spec); err != nil {
+		if tlsConf, err = backendtls.Config(be.Spec); err != nil {
 			return nil, err
 		}
 	}
