@@ -454,3 +454,46 @@ func eioRawNamed(name string) func(r *rawReq) rawAnswer {
 		return rawAnswer{Resp: fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", len(body), body)}
 	}
 }
+
+func TestStaleIdleConnectionIsRetriedForGET(t *testing.T) {
+	// The backend closes its side right after each answer but says nothing: the proxy's pooled
+	// connection is dead when the next GET comes; it goes again on a new one (a GET may).
+	rb := startRawBackend(t, func(r *rawReq) rawAnswer {
+		a := okAnswer("raw")
+		a.Close = true
+		return a
+	})
+	p := startProxy(t, nil, []balancer.Spec{rb.spec("raw")})
+	for i := 0; i < 3; i++ {
+		if r := exchange(t, p.addr, "GET /app HTTP/1.1\r\nHost: x\r\n\r\n"); r.Status != 200 || r.Body != "raw" {
+			t.Fatalf("GET %d: %d %q", i, r.Status, r.Body)
+		}
+	}
+	if f := p.bal.Stats("raw").Failures.Load(); f != 0 {
+		t.Fatalf("a closed idle connection counted as a backend failure (%d)", f)
+	}
+}
+
+func TestWaitingRequestTakesTheNextReleasedConnection(t *testing.T) {
+	rb := startRawBackend(t, func(r *rawReq) rawAnswer {
+		a := okAnswer("raw")
+		if strings.Contains(r.Line, "/slow") {
+			a.Delay = 300 * time.Millisecond
+		}
+		return a
+	})
+	p := startProxy(t, func(s *Settings) { s.MaxConnsPerBackend = 1 }, []balancer.Spec{rb.spec("raw")})
+	slow := dialRaw(t, p.addr)
+	slow.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, func() bool { return rb.nreq.Load() == 1 })
+	r := exchange(t, p.addr, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n") // waits for the slow one's connection
+	if r.Status != 200 {
+		t.Fatalf("waiting request: %d", r.Status)
+	}
+	if s := slow.read(5*time.Second, false); s.Status != 200 {
+		t.Fatalf("slow request: %d", s.Status)
+	}
+	if n := rb.conns.Load(); n != 1 {
+		t.Fatalf("%d backend connections, want 1 (the limit)", n)
+	}
+}
