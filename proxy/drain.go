@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"strconv"
 	"time"
 
@@ -43,7 +42,7 @@ func (p *Proxy) CloseSessions(id string, n int) int {
 // closeAtBackend posts a close packet for sid to its backend and returns the answer's status.
 func (p *Proxy) closeAtBackend(be *balancer.Backend, rt *rtConfig, sid string) (int, error) {
 	up := p.upstream(be, rt)
-	bc, err := up.acquire(context.Background(), p.connWait)
+	bc, err := up.acquire(p.connWait)
 	if err != nil {
 		return 0, err
 	}

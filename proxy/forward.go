@@ -193,7 +193,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		var bc *bconn
 		var err error
 		if attempt == 0 {
-			bc, err = up.acquire(ctx, p.connWait)
+			bc, err = up.acquire(p.connWait)
 		} else {
 			bc, err = up.fresh(p.connWait)
 		}
@@ -207,7 +207,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		// already closed: look first (the only retry it gets).
 		for bc.reused && (!fo.idempotent || rq.stream != nil) && bc.stale() {
 			bc.close()
-			if bc, err = up.acquire(ctx, p.connWait); err != nil {
+			if bc, err = up.acquire(p.connWait); err != nil {
 				if errors.Is(err, errNoFreeConns) {
 					return fwdResult{}, &fwdError{kind: failLocal, err: err}
 				}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -102,7 +101,7 @@ func (p *Proxy) upstream(be *balancer.Backend, rt *rtConfig) *upstream {
 
 // acquire returns an idle connection (reused) or a new one. A dial or TLS error is the backend's;
 // errNoFreeConns is a local limit.
-func (up *upstream) acquire(ctx context.Context, wait time.Duration) (*bconn, error) {
+func (up *upstream) acquire(wait time.Duration) (*bconn, error) {
 	if bc := up.popIdle(); bc != nil {
 		return bc, nil
 	}
@@ -118,8 +117,6 @@ func (up *upstream) acquire(ctx context.Context, wait time.Duration) (*bconn, er
 			return bc, nil
 		case <-t.C:
 			return nil, errNoFreeConns
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		}
 	}
 	bc, err := up.dial()
