@@ -192,13 +192,14 @@ type BackendView struct {
 	Ejected  bool   `json:"ejected"`
 	Tag      string `json:"tag,omitempty"`
 	Source   string `json:"source"`
+	Zone     string `json:"zone,omitempty"`
 }
 
 func viewOf(be *balancer.Backend, now int64) BackendView {
 	return BackendView{
 		ID: be.ID, Address: be.Addr, State: be.State.String(), Weight: be.Weight,
 		Sessions: be.Sessions.Load(), Tunnels: be.Tunnels.Load(), InFlight: be.InFlight.Load(),
-		Failures: be.Failures.Load(), Ejected: be.Ejected(now), Tag: be.Tag, Source: be.Source,
+		Failures: be.Failures.Load(), Ejected: be.Ejected(now), Tag: be.Tag, Source: be.Source, Zone: be.Zone,
 	}
 }
 

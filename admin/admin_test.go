@@ -31,7 +31,7 @@ func (f *fakeController) Drain(id string, d time.Duration, rate float64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	if id != "a" && id != "b" && id != "http://127.0.0.1:3/x" {
+	if id != "a" && id != "b" && id != "http://127.0.0.1:3/x" && id != "sio/chat-1" {
 		return fmt.Errorf("%w: %s", ErrUnknownBackend, id)
 	}
 	f.drained[id] = d
@@ -66,7 +66,8 @@ func (f *fakeController) SessionCount(id string) int { return len(id) }
 func newTestAPI(t *testing.T, token string) (*httptest.Server, *fakeController, *Metrics, *balancer.Balancer) {
 	bal := balancer.New(balancer.NewRoundRobin())
 	bal.Update([]balancer.Spec{{ID: "a", Addr: "127.0.0.1:1", Weight: 1, State: balancer.Active, Source: "static"},
-		{ID: "b", Addr: "127.0.0.1:2", Weight: 2, State: balancer.Draining, Source: "consul"}})
+		{ID: "b", Addr: "127.0.0.1:2", Weight: 2, State: balancer.Draining, Source: "consul"},
+		{ID: "sio/chat-1", Addr: "10.1.0.1:3000", Weight: 1, State: balancer.Active, Source: "kubernetes", Zone: "zone-a"}})
 	fc := &fakeController{drained: map[string]time.Duration{}, rates: map[string]float64{}, ready: true}
 	m := NewMetrics(bal)
 	stop := make(chan struct{})
@@ -98,12 +99,24 @@ func TestBackendsAndDrain(t *testing.T) {
 	bal.Snapshot().ByID("a").Sessions.Add(3)
 	code, body := call(t, "GET", srv.URL+"/backends", "")
 	var views []BackendView
-	if err := json.Unmarshal([]byte(body), &views); code != 200 || err != nil || len(views) != 2 {
+	if err := json.Unmarshal([]byte(body), &views); code != 200 || err != nil || len(views) != 3 {
 		t.Fatalf("GET /backends: %d %v %s", code, err, body)
 	}
 	if views[0].ID != "a" || views[0].Sessions != 3 || views[0].State != "active" || views[1].State != "draining" || views[1].Weight != 2 {
 		t.Fatalf("views: %+v", views)
 	}
+	// A Kubernetes backend: its zone is shown (omitted when unknown), and its id (namespace/pod)
+	// is given escaped.
+	if k := views[2]; k.ID != "sio/chat-1" || k.Zone != "zone-a" || k.Source != "kubernetes" || strings.Count(body, `"zone"`) != 1 {
+		t.Fatalf("kubernetes view: %+v in %s", k, body)
+	}
+	if code, _ := call(t, "POST", srv.URL+"/backends/sio%2Fchat-1/drain", ""); code != 200 {
+		t.Fatalf("drain of namespace/pod: %d", code)
+	}
+	if _, ok := fc.drained["sio/chat-1"]; !ok {
+		t.Fatalf("drain of namespace/pod did not reach the controller: %v", fc.drained)
+	}
+	delete(fc.drained, "sio/chat-1")
 	if code, _ := call(t, "POST", srv.URL+"/backends/a/drain?deadline=30s&rate=5", ""); code != 200 || fc.drained["a"] != 30*time.Second {
 		t.Fatalf("drain: %d %v", code, fc.drained)
 	}

@@ -107,13 +107,27 @@ func (b *Balancer) PlaceWithReason(pick *Pick) (*Backend, Reason) {
 	}
 	s := b.snap.Load()
 	p := b.policy.Load().p
+	if s.zone != nil { // WithZonePreference: the proxy's zone first
+		if be := b.placeIn(s.zone, p, pick); be != nil {
+			return be, OK
+		}
+	}
+	if be := b.placeIn(s, p, pick); be != nil {
+		return be, OK
+	}
+	return nil, s.reason(pick)
+}
+
+// placeIn asks p for a backend of s and takes its admission token; nil when p finds none that
+// can take the session.
+func (b *Balancer) placeIn(s *Snapshot, p Policy, pick *Pick) *Backend {
 	e := b.env
 	// A token can be taken by a concurrent Place between the policy's look and our take; the policy
 	// then sees the bucket empty on the next round, so this converges.
 	for range len(s.cands) + 1 {
 		be := p.Place(s, pick)
 		if be == nil {
-			break
+			return nil
 		}
 		if e.maxSessions > 0 && be.Sessions.Load() >= e.maxSessions {
 			continue
@@ -122,9 +136,9 @@ func (b *Balancer) PlaceWithReason(pick *Pick) (*Backend, Reason) {
 			continue
 		}
 		be.Handshakes.Add(1)
-		return be, OK
+		return be
 	}
-	return nil, s.reason(pick)
+	return nil
 }
 
 // RetryAfter estimates how long until some eligible backend can take a new session again, rounded

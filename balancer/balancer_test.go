@@ -462,8 +462,10 @@ func TestExcludeAcrossUpdate(t *testing.T) {
 func TestPlaceZeroAllocs(t *testing.T) {
 	for _, name := range testPolicyNames {
 		p := testPolicy(name)
-		b, c := newTest(t, p, specs(1, 2, 3, 4, 5), WithAdmission(1e9, 1<<20, 0))
-		b.Update(specs(1, 2, 3, 4, 5, 6)) // one slow-starting backend
+		b, c := newTest(t, p, specs(1, 2, 3, 4, 5), WithAdmission(1e9, 1<<20, 0), WithZonePreference("z1"))
+		sp := specs(1, 2, 3, 4, 5, 6) // one slow-starting backend
+		sp[1].Zone, sp[2].Zone = "z1", "z1"
+		b.Update(sp)
 		pick := &Pick{HasKey: true, Exclude: []*Backend{b.Snapshot().ByID("a")}}
 		b.Place(pick) // builds the round-robin sequence once
 		if n := testing.AllocsPerRun(1000, func() {

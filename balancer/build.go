@@ -63,6 +63,7 @@ func buildSnapshot(e *env, specs []Spec, prev *Snapshot, old map[string]*Stats, 
 			s.cum = append(s.cum, s.totalW)
 		}
 	}
+	s.zone = zoneView(s)
 	for _, be := range s.Backends {
 		if be.Tag == "" {
 			continue
@@ -79,6 +80,27 @@ func buildSnapshot(e *env, specs []Spec, prev *Snapshot, old map[string]*Stats, 
 		}
 	}
 	return s, stats
+}
+
+// zoneView returns the view of s restricted to the candidates in the preferred zone, or nil (see
+// Snapshot.zone).
+func zoneView(s *Snapshot) *Snapshot {
+	z := s.env.zone
+	if z == "" {
+		return nil
+	}
+	v := &Snapshot{Backends: s.Backends, byID: s.byID, byTag: s.byTag, env: s.env, isZone: true}
+	for _, be := range s.cands {
+		if be.Zone == z {
+			v.totalW += uint64(be.Weight)
+			v.cands = append(v.cands, be)
+			v.cum = append(v.cum, v.totalW)
+		}
+	}
+	if len(v.cands) == 0 || len(v.cands) == len(s.cands) {
+		return nil
+	}
+	return v
 }
 
 // maxSeq bounds the length of a round-robin sequence (weights are scaled down beyond it).

@@ -19,6 +19,8 @@ type env struct {
 	interval    int64 // nanos per handshake token; 0 = no rate limit
 	burst       int64
 	maxSessions int64 // 0 = no cap
+
+	zone string // prefer candidates in this zone for new sessions ("" = off)
 }
 
 func defaultEnv() *env {
@@ -92,4 +94,12 @@ func WithAdmission(rate float64, burst int, maxSessions int64) Option {
 		}
 		b.env.maxSessions = max(maxSessions, 0)
 	}
+}
+
+// WithZonePreference makes new sessions prefer backends whose Spec.Zone is zone (the proxy's
+// own): the policy places among the available candidates of that zone, and among all candidates
+// only when none of the zone is available (none listed, all ejected, excluded or over their
+// admission limits). Sticky traffic is unaffected. "" turns it off.
+func WithZonePreference(zone string) Option {
+	return func(b *Balancer) { b.env.zone = zone }
 }

@@ -10,7 +10,8 @@ import (
 // a a b a c a a. Unavailable backends are skipped; a slow-starting backend keeps its slot with
 // probability equal to its ramp factor.
 type RoundRobin struct {
-	next atomic.Uint64
+	next     atomic.Uint64
+	nextZone atomic.Uint64 // walks the zone views (WithZonePreference), so that they do not skew next
 }
 
 var _ Policy = (*RoundRobin)(nil)
@@ -28,8 +29,12 @@ func (r *RoundRobin) Place(s *Snapshot, pick *Pick) *Backend {
 	// Bound the walk: with a few candidates unavailable we find the next one quickly; beyond the
 	// bound, fall back to a scan.
 	tries := min(len(seq), 2*len(s.cands)+8)
+	next := &r.next
+	if s.isZone {
+		next = &r.nextZone
+	}
 	for range tries {
-		be := s.cands[seq[(r.next.Add(1)-1)%n]]
+		be := s.cands[seq[(next.Add(1)-1)%n]]
 		if !s.Available(be, pick) {
 			continue
 		}

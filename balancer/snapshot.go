@@ -40,6 +40,12 @@ type Snapshot struct {
 
 	rrOnce sync.Once
 	rrSeq  []int32 // smooth weighted round-robin sequence of indexes into cands (lazy)
+
+	// zone is the view of the candidates in the preferred zone (WithZonePreference): the same
+	// backends, with cands, cum and totalW over that zone only. nil when the preference is off,
+	// or when the zone has no candidate or all of them.
+	zone   *Snapshot
+	isZone bool // this is such a view
 }
 
 // ByID returns the backend with this ID, or nil.

@@ -28,7 +28,8 @@ type Spec struct {
 	TLS    bool   // https / wss to the backend (static config may set it)
 	Weight int    // relative weight for new sessions; 0 = no new sessions
 	State  State
-	Source string // "static", "consul", ...
+	Source string // "static", "consul", "kubernetes", ...
+	Zone   string // topology zone of the backend ("" = unknown); see WithZonePreference
 
 	TLSCAFile     string // PEM bundle that verifies a TLS backend's certificate ("" = system roots)
 	TLSServerName string // name verified and sent as SNI ("" = the host of Addr)

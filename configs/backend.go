@@ -105,10 +105,13 @@ func parseTrusted(s string) (netip.Prefix, error) {
 }
 
 // Enabled reports whether some discovery provider is on.
-func (d Discovery) Enabled() bool { return d.Consul.Enabled() }
+func (d Discovery) Enabled() bool { return d.Consul.Enabled() || d.Kubernetes.Enabled() }
 
 // Enabled reports whether Consul discovery is on (at least one service is watched).
 func (c Consul) Enabled() bool { return len(c.Services) > 0 }
+
+// Enabled reports whether Kubernetes discovery is on (at least one service is watched).
+func (k Kubernetes) Enabled() bool { return len(k.Services) > 0 }
 
 // ResolveToken returns the Consul ACL token: token, or the trimmed contents of token_file.
 func (c Consul) ResolveToken() (string, error) { return resolveToken(c.Token, c.TokenFile) }

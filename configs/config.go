@@ -117,7 +117,20 @@ type Admin struct {
 
 // Discovery configures dynamic backend discovery.
 type Discovery struct {
-	Consul Consul `yaml:"consul"` // Consul catalog/health discovery
+	Consul     Consul     `yaml:"consul"`     // Consul catalog/health discovery
+	Kubernetes Kubernetes `yaml:"kubernetes"` // Kubernetes EndpointSlice discovery
+}
+
+// Kubernetes configures discovery from the EndpointSlices of Kubernetes services.
+type Kubernetes struct {
+	Kubeconfig    string   `yaml:"kubeconfig"`     // kubeconfig file; "" = $KUBECONFIG, else the pod's in-cluster service account
+	Services      []string `yaml:"services"`       // "namespace/name" of each service; empty = Kubernetes discovery off
+	PortName      string   `yaml:"port_name"`      // port of the slices; "" = a slice's only port, else the one named http
+	LabelSelector string   `yaml:"label_selector"` // extra label selector of the slices, ANDed with kubernetes.io/service-name
+	Zone          string   `yaml:"zone"`           // the proxy's own topology zone ("" = unknown)
+	PreferZone    bool     `yaml:"prefer_zone"`    // new sessions go to endpoints in zone while any can take them; default false
+	Grace         Duration `yaml:"grace"`          // a removed or unready endpoint keeps its sessions this long; default 30s; 0 = none
+	Resync        Duration `yaml:"resync"`         // informer resync period; default 10m; 0 = none
 }
 
 // Consul configures discovery through Consul health (blocking queries).
@@ -210,11 +223,17 @@ func Default() *Config {
 		},
 		Log:   Log{Level: "info", Format: "json"},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
-		Discovery: Discovery{Consul: Consul{
-			WarningEligible: true,
-			DeregisterGrace: Duration(30 * time.Second),
-			WaitTime:        Duration(30 * time.Second),
-		}},
+		Discovery: Discovery{
+			Consul: Consul{
+				WarningEligible: true,
+				DeregisterGrace: Duration(30 * time.Second),
+				WaitTime:        Duration(30 * time.Second),
+			},
+			Kubernetes: Kubernetes{
+				Grace:  Duration(30 * time.Second),
+				Resync: Duration(10 * time.Minute),
+			},
+		},
 		Health: Health{Active: ActiveProbe{
 			Kind:     "engineio",
 			Interval: Duration(5 * time.Second),

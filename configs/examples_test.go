@@ -11,7 +11,7 @@ import (
 
 func TestExamplesLoad(t *testing.T) {
 	names := ExampleNames()
-	want := []string{"consul.yaml", "demo.yaml", "sioproxy.example.yaml", "static.yaml"}
+	want := []string{"consul.yaml", "demo.yaml", "kubernetes.yaml", "sioproxy.example.yaml", "static.yaml"}
 	if !reflect.DeepEqual(names, want) {
 		t.Fatalf("ExampleNames() = %v, want %v", names, want)
 	}
@@ -54,6 +54,13 @@ func TestExampleShapes(t *testing.T) {
 	}
 	if !consul.Discovery.Consul.Enabled() || len(consul.Backends) != 0 {
 		t.Errorf("consul.yaml: consul %v, %d static backends; want Consul discovery only", consul.Discovery.Consul.Enabled(), len(consul.Backends))
+	}
+	k8s, err := Parse("kubernetes.yaml", mustExample("kubernetes.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k8s.Discovery.Kubernetes.Enabled() || k8s.Discovery.Consul.Enabled() || len(k8s.Backends) != 0 {
+		t.Errorf("kubernetes.yaml: want Kubernetes discovery only")
 	}
 	if !bytes.Equal(Example(), mustExample("sioproxy.example.yaml")) || !bytes.Equal(Demo(), mustExample("demo.yaml")) {
 		t.Errorf("Example/Demo return the wrong files")

@@ -231,7 +231,7 @@ health:
 func TestParseEmpty(t *testing.T) {
 	for _, in := range []string{"", "\n", "# only a comment\n", "~\n"} {
 		_, err := Parse("e.yaml", []byte(in))
-		if err == nil || err.Error() != "e.yaml: backends: no backends: set backends or discovery.consul.services" {
+		if err == nil || err.Error() != "e.yaml: backends: no backends: set backends, discovery.consul.services or discovery.kubernetes.services" {
 			t.Errorf("Parse(%q) = %v, want the no-backends error", in, err)
 		}
 	}

@@ -88,7 +88,7 @@ func (c *Config) Validate() error {
 	v.hostPort("listen", c.Listen, true)
 	v.backends("backends", c.Backends)
 	if len(c.Backends) == 0 && !c.Discovery.Enabled() {
-		v.add("backends", "no backends: set backends or discovery.consul.services")
+		v.add("backends", "no backends: set backends, discovery.consul.services or discovery.kubernetes.services")
 	}
 	v.sticky(&c.Sticky)
 	v.balancer(&c.Balancer)
@@ -100,6 +100,7 @@ func (c *Config) Validate() error {
 	}
 	v.exclusive("admin", "token", c.Admin.Token, "token_file", c.Admin.TokenFile)
 	v.consul(&c.Discovery.Consul)
+	v.kubernetes(&c.Discovery.Kubernetes)
 	v.health(&c.Health.Active)
 	v.mirror(&c.Mirror)
 	return joinErrors(v.errs)

@@ -40,7 +40,7 @@ func TestValidateErrors(t *testing.T) {
 			[]string{`p.yaml:3: backends[1].id: duplicate backend id "http://a:1" (also backends[0])`}},
 		{"id with spaces", "backends:\n  - {id: a b, url: 'http://a:1'}\n",
 			[]string{`p.yaml:2: backends[0].id: "a b" must not contain spaces or control characters`}},
-		{"no backends", "backends: []\n", []string{`p.yaml:1: backends: no backends: set backends or discovery.consul.services`}},
+		{"no backends", "backends: []\n", []string{`p.yaml:1: backends: no backends: set backends, discovery.consul.services or discovery.kubernetes.services`}},
 		{"sticky paths", "sticky:\n  paths: [socket.io, '/a?b']\n", []string{
 			`p.yaml:4: sticky.paths[0]: "socket.io" must start with /`,
 			`p.yaml:4: sticky.paths[1]: "/a?b" is not a plain URL path`}},
@@ -160,7 +160,7 @@ func TestValidateAccepts(t *testing.T) {
 
 func TestValidateBuiltInCode(t *testing.T) {
 	c := Default()
-	if err := c.Validate(); err == nil || err.Error() != "backends: no backends: set backends or discovery.consul.services" {
+	if err := c.Validate(); err == nil || err.Error() != "backends: no backends: set backends, discovery.consul.services or discovery.kubernetes.services" {
 		t.Errorf("Default().Validate() = %v, want the no-backends error without a file", err)
 	}
 	c.Backends = []Backend{{URL: "http://127.0.0.1:3001"}}

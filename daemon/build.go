@@ -21,6 +21,7 @@ const (
 	sourceStatic       = "static"
 	sourceMirror       = "mirror"
 	sourceConsulPrefix = "consul:"
+	sourceKubePrefix   = "kubernetes:"
 )
 
 // policyOf builds the placement policy a config names (validated by configs).
@@ -44,12 +45,16 @@ func balancerOptions(cfg *configs.Config) []balancer.Option {
 	if cfg.Sticky.TagSIDs {
 		tagger = sticky.TagFor
 	}
-	return []balancer.Option{
+	opts := []balancer.Option{
 		balancer.WithTagger(tagger),
 		balancer.WithSlowStart(b.SlowStart.Duration()),
 		balancer.WithEjection(b.Ejection.Cooldown.Duration(), b.Ejection.MaxFraction),
 		balancer.WithAdmission(b.Admission.Rate, b.Admission.Burst, int64(b.Admission.MaxSessions)),
 	}
+	if k := cfg.Discovery.Kubernetes; k.PreferZone {
+		opts = append(opts, balancer.WithZonePreference(k.Zone))
+	}
+	return opts
 }
 
 // ProxySettings derives the proxy's reloadable settings from a config (the daemon's mapping; tests
@@ -122,6 +127,16 @@ func consulOptions(cfg *configs.Config, services []string, log *zap.Logger) (hea
 		WaitTime:        c.WaitTime.Duration(),
 		Logger:          log.Named("consul"),
 	}, nil
+}
+
+// kubernetesOptions are the Kubernetes watch of a config (Publish is set by the caller).
+func kubernetesOptions(cfg *configs.Config, log *zap.Logger, clock health.Clock) health.KubernetesOptions {
+	k := cfg.Discovery.Kubernetes
+	return health.KubernetesOptions{
+		Kubeconfig: k.Kubeconfig, Services: k.Services, PortName: k.PortName, LabelSelector: k.LabelSelector,
+		Zone: k.Zone, Grace: k.Grace.Duration(), Resync: k.Resync.Duration(),
+		Logger: log, Clock: clock,
+	}
 }
 
 // mirrorConfigured reports whether a config sets up mirroring (it may start disabled and be

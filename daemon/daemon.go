@@ -18,8 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/klog/v2"
 
 	"sioproxy/admin"
 	"sioproxy/balancer"
@@ -62,6 +64,7 @@ type Daemon struct {
 	token   string
 
 	consulMetrics sync.Once
+	kubeMetrics   sync.Once
 
 	mu  sync.Mutex // serializes reloads and guards cfg
 	cfg *configs.Config
@@ -88,6 +91,9 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
+	// client-go logs through klog; the few lines it writes outside our watchers' own logger (a
+	// context logger) go to the process's logger too, structured, not to stderr as text.
+	klog.SetLogger(zapr.NewLogger(o.Logger.Named("client-go")))
 	d := &Daemon{log: o.Logger, opts: o, cfg: cfg, listening: make(chan struct{})}
 	token, err := adminToken(cfg, o.Getenv)
 	if err != nil {
@@ -115,7 +121,7 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 		popts = append(popts, proxy.WithMirror(d.mirror))
 	}
 	d.proxy = proxy.New(d.log, d.bal, ProxySettings(cfg), popts...)
-	d.disco = &discovery{log: d.log, sources: d.sources, mirror: d.mirror}
+	d.disco = &discovery{log: d.log, clock: o.Clock, sources: d.sources, mirror: d.mirror}
 	return d, nil
 }
 
@@ -161,7 +167,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 
 	// Discovery first, then the listeners' servers: the admin API never sees a half-built process.
-	ws, err := d.disco.build(cfg)
+	ws, err := d.disco.build(runCtx, cfg)
 	if err != nil {
 		ln.Close()
 		if aln != nil {
@@ -244,6 +250,13 @@ func (d *Daemon) startDiscovery(ctx context.Context, ws *watchSet) {
 			}
 		})
 	}
+	if ws.kube != nil {
+		d.kubeMetrics.Do(func() {
+			if err := d.metrics.RegisterDiscovery("kubernetes", d.disco.kubeHealthy, nil); err != nil {
+				d.log.Error("kubernetes metrics not registered", zap.Error(err))
+			}
+		})
+	}
 }
 
 // Reload re-reads the config and applies it; a bad file or a change that needs a restart is refused
@@ -300,7 +313,8 @@ func (d *Daemon) reloadLocked() error {
 func (d *Daemon) stage(cfg *configs.Config, p plan) (*staged, error) {
 	st := &staged{cfg: cfg, plan: p, policy: policyOf(cfg), settings: ProxySettings(cfg), static: staticSpecs(cfg.Backends, sourceStatic)}
 	if p.has(Discovery) {
-		ws, err := d.disco.build(cfg)
+		// Last: nothing after it can fail, so a started Kubernetes watch is always swapped in.
+		ws, err := d.disco.build(d.runCtx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -332,8 +346,12 @@ func (d *Daemon) commit(st *staged) {
 			d.opts.Level.SetLevel(lvl)
 		}
 	}
-	if st.watches != nil && d.runCtx != nil {
-		d.startDiscovery(d.runCtx, st.watches)
+	if st.watches != nil {
+		if d.runCtx != nil {
+			d.startDiscovery(d.runCtx, st.watches)
+		} else {
+			st.watches.stop() // not running yet: Run builds its own
+		}
 	}
 	d.cfg = cfg
 }
@@ -375,6 +393,9 @@ func (d *Daemon) Ready() (bool, string) {
 	}
 	if d.disco.consulOn() && !d.disco.consulHealthy() {
 		return false, "no eligible backend, and Consul is unreachable"
+	}
+	if d.disco.kubeOn() && !d.disco.kubeHealthy() {
+		return false, "no eligible backend, and the Kubernetes API server is unreachable"
 	}
 	return false, "no eligible backend"
 }

@@ -24,6 +24,17 @@ type watchSet struct {
 	shadow   string                // the mirror's shadow service among them ("" for none)
 	grace    time.Duration         // discovery.consul.deregister_grace: a dropped service's backends drain this long
 
+	// The Kubernetes watch is started when the set is built (Start checks RBAC and reads every
+	// service whole, so a reload that cannot watch is refused), but what it publishes is held
+	// until the set is swapped in (live).
+	kube         *health.KubernetesWatcher // nil when Kubernetes discovery is off
+	kubeServices []string                  // "namespace/name"
+	kubeGrace    time.Duration             // discovery.kubernetes.grace
+	kubeCancel   context.CancelFunc        // nil until started
+	gate         sync.Mutex                // orders the held answers before the live ones
+	live         bool
+	held         map[string][]balancer.Spec // the last answer of each service before live
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -33,6 +44,7 @@ type watchSet struct {
 // reload.
 type discovery struct {
 	log     *zap.Logger
+	clock   health.Clock
 	sources *health.Sources
 	mirror  *mirror.Mirror // nil: no mirroring
 
@@ -40,8 +52,10 @@ type discovery struct {
 	mu      sync.Mutex // serializes start, swap and stop
 }
 
-// build makes the watch set of cfg without starting it.
-func (d *discovery) build(cfg *configs.Config) (*watchSet, error) {
+// build makes the watch set of cfg. The Consul watch is built, not started; the Kubernetes watch
+// is started under ctx (nil: built only, for a daemon not yet running), its answers held until
+// swap. A set that cannot be built or started returns an error and leaves nothing running.
+func (d *discovery) build(ctx context.Context, cfg *configs.Config) (*watchSet, error) {
 	c := cfg.Discovery.Consul
 	ws := &watchSet{services: slices.Clone(c.Services), grace: c.DeregisterGrace.Duration()}
 	if d.mirror != nil && cfg.Mirror.ConsulService != "" {
@@ -51,20 +65,73 @@ func (d *discovery) build(cfg *configs.Config) (*watchSet, error) {
 	if ws.shadow != "" && !slices.Contains(watched, ws.shadow) {
 		watched = append(slices.Clone(watched), ws.shadow)
 	}
-	if len(watched) == 0 {
-		return ws, nil
+	if len(watched) > 0 {
+		opts, err := consulOptions(cfg, watched, d.log)
+		if err != nil {
+			return nil, err
+		}
+		opts.Publish = d.publisher(ws)
+		w, err := health.NewConsulWatcher(opts)
+		if err != nil {
+			return nil, err
+		}
+		ws.consul = w
 	}
-	opts, err := consulOptions(cfg, watched, d.log)
-	if err != nil {
-		return nil, err
+	if k := cfg.Discovery.Kubernetes; k.Enabled() {
+		ws.kubeServices, ws.kubeGrace = slices.Clone(k.Services), k.Grace.Duration()
+		opts := kubernetesOptions(cfg, d.log, d.clock)
+		opts.Publish = d.kubePublisher(ws)
+		w, err := health.NewKubernetesWatcher(opts)
+		if err != nil {
+			return nil, err
+		}
+		ws.kube = w
+		if ctx != nil {
+			kctx, cancel := context.WithCancel(ctx)
+			if err := w.Start(kctx); err != nil {
+				cancel()
+				w.Wait()
+				return nil, err
+			}
+			ws.kubeCancel = cancel
+		}
 	}
-	opts.Publish = d.publisher(ws)
-	w, err := health.NewConsulWatcher(opts)
-	if err != nil {
-		return nil, err
-	}
-	ws.consul = w
 	return ws, nil
+}
+
+// kubePublisher routes the Kubernetes watch's answers to the merged backend set, once the set is
+// live; before that it keeps the last answer of each service. The watcher keeps removed and
+// unready endpoints for its grace itself, so the merged set adds none.
+func (d *discovery) kubePublisher(ws *watchSet) func(string, []balancer.Spec) {
+	return func(service string, specs []balancer.Spec) {
+		if specs == nil {
+			specs = []balancer.Spec{}
+		}
+		ws.gate.Lock()
+		defer ws.gate.Unlock()
+		if !ws.live {
+			if ws.held == nil {
+				ws.held = map[string][]balancer.Spec{}
+			}
+			ws.held[service] = specs
+			return
+		}
+		d.sources.Set(sourceKubePrefix+service, specs, 0)
+	}
+}
+
+// goLive publishes the held answers of the Kubernetes watch and lets the next ones through. An
+// endpoint that the previous watch set still listed and this one does not drains for the grace
+// (the previous watcher's memory of endpoints in their grace is gone with it).
+func (ws *watchSet) goLive(sources *health.Sources) {
+	ws.gate.Lock()
+	defer ws.gate.Unlock()
+	for _, svc := range ws.kubeServices {
+		if specs, ok := ws.held[svc]; ok {
+			sources.Set(sourceKubePrefix+svc, specs, ws.kubeGrace)
+		}
+	}
+	ws.held, ws.live = nil, true
 }
 
 // publisher routes a watch set's answers: the shadow service to the mirror, the others to the
@@ -99,7 +166,13 @@ func (d *discovery) swap(ctx context.Context, next *watchSet) {
 				d.sources.Set(sourceConsulPrefix+svc, nil, prev.grace)
 			}
 		}
+		for _, svc := range prev.kubeServices {
+			if !slices.Contains(next.kubeServices, svc) {
+				d.sources.Set(sourceKubePrefix+svc, nil, prev.kubeGrace)
+			}
+		}
 	}
+	next.goLive(d.sources)
 	if next.consul != nil {
 		wctx, cancel := context.WithCancel(ctx)
 		next.cancel, next.done = cancel, make(chan struct{})
@@ -126,6 +199,11 @@ func (ws *watchSet) stop() {
 		<-ws.done
 		ws.cancel = nil
 	}
+	if ws.kubeCancel != nil {
+		ws.kubeCancel()
+		ws.kube.Wait()
+		ws.kubeCancel = nil
+	}
 }
 
 // consulHealthy reports whether the current Consul watch's last queries succeeded (true when
@@ -142,6 +220,19 @@ func (d *discovery) consulIndexAge() time.Duration {
 		return 0
 	}
 	return ws.consul.LastIndexAge()
+}
+
+// kubeHealthy reports whether the current Kubernetes watch's last list and watch requests reached
+// the API server (true when Kubernetes discovery is off).
+func (d *discovery) kubeHealthy() bool {
+	ws := d.current.Load()
+	return ws == nil || ws.kube == nil || ws.kube.Healthy()
+}
+
+// kubeOn reports whether a Kubernetes watch runs.
+func (d *discovery) kubeOn() bool {
+	ws := d.current.Load()
+	return ws != nil && ws.kube != nil
 }
 
 // consulOn reports whether a Consul watch runs.

@@ -82,6 +82,9 @@ var reloadPlan = map[string]Change{
 	"admin": Restart,
 
 	"discovery": Discovery,
+	// The zone preference is built into the balancer (every snapshot's zone view).
+	"discovery.kubernetes.zone":        Restart,
+	"discovery.kubernetes.prefer_zone": Restart,
 
 	"health.active": Restart,
 

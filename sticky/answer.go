@@ -2,15 +2,15 @@ package sticky
 
 import "bytes"
 
-// IsPollingAnswer reports whether a 200 response to a polling request is Engine.IO's: "ok" to a
-// POST, or a payload to a GET (Content-Type text/plain or application/octet-stream, or
+// IsPollingAnswer reports whether a 200 response to a polling request is Engine.IO's: "ok" (any
+// case) to a POST, or a payload to a GET (Content-Type text/plain or application/octet-stream, or
 // text/javascript for JSONP, and a body that starts as a v4 packet, a v3 text or binary frame, or a
 // JSONP call; an encoded body is judged by its type alone). Anything else that a path under an
 // Engine.IO prefix may answer with 200 (socket.io's client bundle, an app's own route) is not: a
 // sid the proxy has not seen becomes a session only on a real Engine.IO answer.
 func IsPollingAnswer(post bool, contentType, contentEncoding, body []byte) bool {
 	if post {
-		return bytes.Equal(body, okBody)
+		return bytes.EqualFold(body, okBody) // engine.io answers "ok", python-engineio "OK"
 	}
 	ct := contentType
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {

@@ -75,6 +75,7 @@ func TestIsPollingAnswer(t *testing.T) {
 		want   bool
 	}{
 		{"post ok", true, "text/html", "", "ok", true},
+		{"post OK (python-engineio)", true, "text/plain", "", "OK", true},
 		{"post other", true, "text/html", "", "nope", false},
 		{"v4 payload", false, "text/plain; charset=UTF-8", "", "2\x1e4hello", true},
 		{"v4 binary", false, "text/plain; charset=UTF-8", "", "bAQID", true},

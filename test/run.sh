@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (npm packages from the lock file,
 # Debian's chromium for the browser test, haproxy and nginx for the tests behind real fronts,
-# openssl and prlimit for the TLS and descriptor-limit tests, the Consul agent built from its Go
-# module), then runs the unit tests (with -race), short fuzzing of every parser, and the
-# end-to-end tests against real Socket.IO servers and clients, a real Consul agent, a real browser
-# and real HAProxy and nginx.
+# openssl and prlimit for the TLS and descriptor-limit tests, etcd and kubectl, the Consul agent and
+# kube-apiserver built from their Go modules), then runs the unit tests (with -race), short fuzzing
+# of every parser, and the end-to-end tests against real Socket.IO servers and clients, a real
+# Consul agent, a real Kubernetes API server, a real browser and real HAProxy and nginx.
 #
 #   ./test/run.sh            everything
 #   ./test/run.sh unit       unit tests only (no installs)
@@ -26,6 +26,10 @@ install_deps() {
   has nginx || need+=(nginx)
   has openssl || need+=(openssl)
   has prlimit || need+=(util-linux)
+  has etcd || need+=(etcd-server)        # under the Kubernetes API server
+  has kubectl || need+=(kubernetes-client) # applies deploy/kubernetes in a test
+  has unshare || need+=(util-linux)       # the Kubernetes e2e test's network namespace
+  has ip || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -39,6 +43,10 @@ install_deps() {
   SIOPROXY_CONSUL=$(test/consul/build.sh)
   export SIOPROXY_CONSUL
   echo "consul: $SIOPROXY_CONSUL"
+  # kube-apiserver from the k8s.io/kubernetes module: about 20 CPU-minutes once, then cached.
+  SIOPROXY_KUBE_APISERVER=$(test/k8s/build.sh)
+  export SIOPROXY_KUBE_APISERVER
+  echo "kube-apiserver: $SIOPROXY_KUBE_APISERVER"
 }
 
 checks() {
@@ -72,7 +80,7 @@ fuzz() {
 }
 
 e2e() {
-  step "end-to-end tests (real Socket.IO, Consul, Chromium)"
+  step "end-to-end tests (real Socket.IO, Consul, Kubernetes API server, Chromium)"
   # One package at a time: the suites are CPU-heavy and some measure latency.
   go test -p 1 -count=1 -timeout 40m -v ./test/... 2>&1 | tee /tmp/sioproxy-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' || true
   grep -q '^FAIL' /tmp/sioproxy-e2e.log && exit 1

@@ -35,6 +35,11 @@ func loadConfig(o *options) (*configs.Config, error) {
 	set("consul-service", "discovery.consul.services", func() {
 		cfg.Discovery.Consul.Services = append([]string(nil), o.services...)
 	})
+	set("kubeconfig", "discovery.kubernetes.kubeconfig", func() { cfg.Discovery.Kubernetes.Kubeconfig = o.kubecfg })
+	set("k8s-service", "discovery.kubernetes.services", func() {
+		cfg.Discovery.Kubernetes.Services = append([]string(nil), o.k8sSvcs...)
+	})
+	set("k8s-zone", "discovery.kubernetes.zone", func() { cfg.Discovery.Kubernetes.Zone = o.k8sZone })
 	set("policy", "balancer.policy", func() { cfg.Balancer.Policy = o.policy })
 	if err := cfg.Finish(); err != nil {
 		return nil, err

@@ -24,6 +24,9 @@ type options struct {
 	admin     string
 	consul    string
 	services  listFlag
+	kubecfg   string
+	k8sSvcs   listFlag
+	k8sZone   string
 	paths     listFlag
 	version   bool
 	set       map[string]bool // flags given on the command line
@@ -43,11 +46,15 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, error) 
 	fs.StringVar(&o.admin, "admin-listen", "", "admin API and metrics `address` (default 127.0.0.1:9090; empty string disables)")
 	fs.StringVar(&o.consul, "consul-addr", "", "Consul agent `host:port` for discovery")
 	fs.Var(&o.services, "consul-service", "Consul service `name` whose healthy instances are backends (repeatable)")
+	fs.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig `file` for Kubernetes discovery (default $KUBECONFIG, else the pod's service account)")
+	fs.Var(&o.k8sSvcs, "k8s-service", "Kubernetes Service `namespace/name` whose ready endpoints are backends (repeatable)")
+	fs.StringVar(&o.k8sZone, "k8s-zone", "", "the proxy's own topology `zone` (discovery.kubernetes.zone)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage:
   %[1]s [-config FILE] [-listen ADDR] [-backend URL]... [-log-level LEVEL]
   %[1]s -listen ADDR -consul-addr HOST:PORT -consul-service NAME...
+  %[1]s -listen ADDR [-kubeconfig FILE] -k8s-service NAMESPACE/NAME...
   %[1]s check -config FILE     validate a config file and exit
   %[1]s demo                   run the proxy on 127.0.0.1:8080 in front of three demo backends
 

@@ -126,3 +126,37 @@ func TestFlagsAndFileOneWay(t *testing.T) {
 		t.Fatalf("bad -path: exit %d, %q; want the flag named", code, errs)
 	}
 }
+
+// The Kubernetes flags: -kubeconfig, -k8s-service (repeatable, replacing the file's services) and
+// -k8s-zone give discovery.kubernetes; with them no backend is needed; a bad service is reported
+// as the flag's.
+func TestKubernetesFlags(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "k.yaml")
+	os.WriteFile(f, []byte("discovery:\n  kubernetes:\n    services: [a/b]\n    grace: 5s\n"), 0o644)
+	o, err := parseFlags("t", []string{"-config", f, "-kubeconfig", "/etc/kc", "-k8s-service", "chat/socketio",
+		"-k8s-service", "chat/api", "-k8s-zone", "eu-1a"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Discovery.Kubernetes
+	if k.Kubeconfig != "/etc/kc" || len(k.Services) != 2 || k.Services[0] != "chat/socketio" || k.Services[1] != "chat/api" ||
+		k.Zone != "eu-1a" || k.Grace.Duration().Seconds() != 5 || len(cfg.Backends) != 0 {
+		t.Fatalf("merged: %+v, backends %v", k, cfg.Backends)
+	}
+	o, _ = parseFlags("t", []string{"-k8s-service", "chat/socketio"}, &bytes.Buffer{})
+	if _, err := loadConfig(o); err != nil {
+		t.Fatalf("flags alone: %v", err)
+	}
+	code, _, errs := runArgs("-k8s-service", "socketio", "-admin-listen", "")
+	if code != 1 || !strings.Contains(errs, "-k8s-service (discovery.kubernetes.services[0])") || !strings.Contains(errs, "namespace/name") {
+		t.Fatalf("bad -k8s-service: exit %d, %q", code, errs)
+	}
+	if code, _, errs := runArgs("-h"); code != 0 || !strings.Contains(errs, "-k8s-service NAMESPACE/NAME") {
+		t.Errorf("-h does not show the Kubernetes usage: %q", errs)
+	}
+}

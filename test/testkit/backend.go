@@ -3,7 +3,9 @@ package testkit
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -16,6 +18,7 @@ type Backend struct {
 	*Proc
 	Name    string
 	Version string
+	Host    string // listen address; "" = 127.0.0.1
 	Port    int
 	TLS     bool // started with --tls-cert: the URL is https
 }
@@ -35,14 +38,21 @@ type BackendEvent struct {
 
 // URL is the backend's base URL.
 func (b *Backend) URL() string {
+	scheme := "http://"
 	if b.TLS {
-		return fmt.Sprintf("https://127.0.0.1:%d", b.Port)
+		scheme = "https://"
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", b.Port)
+	return scheme + b.Addr()
 }
 
 // Addr is the backend's host:port.
-func (b *Backend) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
+func (b *Backend) Addr() string {
+	host := b.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(b.Port))
+}
 
 // LaunchBackend starts backend.js without waiting for it to listen: it binds a port of the
 // kernel's choice (no race with other processes for a port picked in advance), which WaitReady
@@ -53,6 +63,16 @@ func LaunchBackend(t testing.TB, name, version string, extra ...string) *Backend
 	args := append([]string{"backend.js", "--port", "0", "--name", name, "--version", version}, extra...)
 	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(), Args: args})
 	return &Backend{Proc: p, Name: name, Version: version, TLS: slices.Contains(extra, "--tls-cert")}
+}
+
+// LaunchBackendOn starts backend.js on host:port without waiting for it to listen: for
+// addresses of a network namespace the test made (InNetns), where the backends of one
+// EndpointSlice share a port.
+func LaunchBackendOn(t testing.TB, name, version, host string, port int) *Backend {
+	t.Helper()
+	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(),
+		Args: []string{"backend.js", "--port", strconv.Itoa(port), "--host", host, "--name", name, "--version", version}})
+	return &Backend{Proc: p, Name: name, Version: version, Host: host, Port: port}
 }
 
 // LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.
