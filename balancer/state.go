@@ -30,6 +30,9 @@ type Spec struct {
 	State  State
 	Source string // "static", "consul", "kubernetes", ...
 	Zone   string // topology zone of the backend ("" = unknown); see WithZonePreference
+
+	TLSCAFile     string // PEM bundle that verifies a TLS backend's certificate ("" = system roots)
+	TLSServerName string // name verified and sent as SNI ("" = the host of Addr)
 }
 
 // Reason tells why [Balancer.PlaceWithReason] returned what it returned.

@@ -33,10 +33,17 @@ type source struct {
 
 // Backend is one statically configured backend (also used for mirror targets).
 type Backend struct {
-	ID     string `yaml:"id"`     // stable id (sid tag, metrics, logs); default: the URL
-	URL    string `yaml:"url"`    // http, https, ws or wss URL with an explicit port and no path
-	Weight *int   `yaml:"weight"` // relative weight for new sessions; default 1; 0 = no new sessions
-	Drain  bool   `yaml:"drain"`  // keep existing sessions, take no new ones
+	ID     string     `yaml:"id"`     // stable id (sid tag, metrics, logs); default: the URL
+	URL    string     `yaml:"url"`    // http, https, ws or wss URL with an explicit port and no path
+	Weight *int       `yaml:"weight"` // relative weight for new sessions; default 1; 0 = no new sessions
+	Drain  bool       `yaml:"drain"`  // keep existing sessions, take no new ones
+	TLS    BackendTLS `yaml:"tls"`    // verification of an https/wss backend
+}
+
+// BackendTLS says how the certificate of an https or wss backend is verified (always verified).
+type BackendTLS struct {
+	CAFile     string `yaml:"ca_file"`     // PEM bundle of the CAs it must chain to ("" = the system roots)
+	ServerName string `yaml:"server_name"` // name it must carry, also sent as SNI ("" = the URL's host)
 }
 
 // Sticky configures Engine.IO session affinity.
@@ -84,6 +91,9 @@ type Ejection struct {
 // Proxy configures forwarding, timeouts and limits.
 type Proxy struct {
 	MaxBodyBytes       int      `yaml:"max_body_bytes"`        // request body limit (413 beyond); default 1_000_000
+	HeaderTimeout      Duration `yaml:"header_timeout"`        // a request head must arrive within this (408); default 10s
+	ReadTimeout        Duration `yaml:"read_timeout"`          // a request body must arrive within this after its head; default 60s
+	WriteTimeout       Duration `yaml:"write_timeout"`         // a write to a client must progress within this; default 30s
 	UpstreamTimeout    Duration `yaml:"upstream_timeout"`      // backend response timeout; default 90s, >= 60s
 	DialTimeout        Duration `yaml:"dial_timeout"`          // backend connect timeout; default 3s
 	TunnelIdleTimeout  Duration `yaml:"tunnel_idle_timeout"`   // WebSocket idle timeout; default 90s, >= 60s
@@ -202,6 +212,9 @@ func Default() *Config {
 		},
 		Proxy: Proxy{
 			MaxBodyBytes:       1_000_000,
+			HeaderTimeout:      Duration(10 * time.Second),
+			ReadTimeout:        Duration(60 * time.Second),
+			WriteTimeout:       Duration(30 * time.Second),
 			UpstreamTimeout:    Duration(90 * time.Second),
 			DialTimeout:        Duration(3 * time.Second),
 			TunnelIdleTimeout:  Duration(90 * time.Second),

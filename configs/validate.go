@@ -1,10 +1,13 @@
 package configs
 
 import (
+	"crypto/x509"
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,6 +175,7 @@ func (v *validator) backends(path string, bs []Backend) {
 		if w := b.EffectiveWeight(); w < 0 || w > MaxWeight {
 			v.add(p+".weight", "must be between 0 and %d (got %d)", MaxWeight, w)
 		}
+		v.backendTLS(p+".tls", b)
 		id := b.EffectiveID()
 		if id == "" {
 			continue
@@ -185,6 +189,62 @@ func (v *validator) backends(path string, bs []Backend) {
 		}
 		seen[id] = p
 	}
+}
+
+// backendTLS checks a backend's tls section: only for an https or wss URL, a CA file that reads
+// as PEM certificates, a server name that is a host name or an IP address.
+func (v *validator) backendTLS(path string, b Backend) {
+	t := b.TLS
+	if t == (BackendTLS{}) {
+		return
+	}
+	if _, isTLS := b.Addr(); !isTLS {
+		if _, err := parseBackendURL(b.URL); err == nil {
+			v.add(path, "needs an https or wss url (%q is plain)", b.URL)
+		}
+	}
+	if t.CAFile != "" {
+		if err := checkPEMCerts(t.CAFile); err != nil {
+			v.add(path+".ca_file", "%v", err)
+		}
+	}
+	if t.ServerName != "" && !validServerName(t.ServerName) {
+		v.add(path+".server_name", "%q is not a host name or IP address", t.ServerName)
+	}
+}
+
+// checkPEMCerts reads file and requires at least one PEM certificate in it.
+func checkPEMCerts(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %v", file, err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return nil
+}
+
+// validServerName accepts an IP address or a DNS name (labels of letters, digits, '-' and '_').
+func validServerName(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (v *validator) sticky(s *Sticky) {
@@ -251,6 +311,9 @@ func (v *validator) proxy(p *Proxy) {
 	if p.MaxBodyBytes <= 0 {
 		v.add("proxy.max_body_bytes", "must be positive (got %d)", p.MaxBodyBytes)
 	}
+	v.positive("proxy.header_timeout", p.HeaderTimeout)
+	v.positive("proxy.read_timeout", p.ReadTimeout)
+	v.positive("proxy.write_timeout", p.WriteTimeout)
 	v.atLeast("proxy.upstream_timeout", p.UpstreamTimeout, MinLongPollTimeout)
 	v.positive("proxy.dial_timeout", p.DialTimeout)
 	v.atLeast("proxy.tunnel_idle_timeout", p.TunnelIdleTimeout, MinLongPollTimeout)

@@ -1,9 +1,19 @@
 package configs
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateErrors(t *testing.T) {
@@ -63,6 +73,15 @@ func TestValidateErrors(t *testing.T) {
 			`p.yaml:7: proxy.tunnel_idle_timeout: must be at least 1m0s (got 1s)`,
 			`p.yaml:8: proxy.max_conns_per_backend: must be positive (got 0)`,
 			`p.yaml:9: proxy.shutdown_timeout: must be positive (got -1s)`}},
+		{"proxy timeouts", "proxy:\n  header_timeout: 0s\n  read_timeout: -1s\n  write_timeout: 0s\n", []string{
+			`p.yaml:4: proxy.header_timeout: must be positive (got 0s)`,
+			`p.yaml:5: proxy.read_timeout: must be positive (got -1s)`,
+			`p.yaml:6: proxy.write_timeout: must be positive (got 0s)`}},
+		{"backend tls on plain http", "backends:\n  - url: http://a:1\n    tls: {server_name: a.test}\n",
+			[]string{`p.yaml:3: backends[0].tls: needs an https or wss url ("http://a:1" is plain)`}},
+		{"backend tls ca file", "backends:\n  - url: https://a:1\n    tls:\n      ca_file: /nonexistent/ca.pem\n      server_name: 'a b'\n", []string{
+			`p.yaml:4: backends[0].tls.ca_file: cannot read /nonexistent/ca.pem: open /nonexistent/ca.pem: no such file or directory`,
+			`p.yaml:5: backends[0].tls.server_name: "a b" is not a host name or IP address`}},
 		{"trusted proxies", "proxy:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n    - example.com\n", []string{
 			`p.yaml:6: proxy.trusted_proxies[1]: "10.0.0.0/33" is not an IP address or CIDR`,
 			`p.yaml:7: proxy.trusted_proxies[2]: "example.com" is not an IP address or CIDR`}},
@@ -112,7 +131,13 @@ func TestValidateErrors(t *testing.T) {
 }
 
 func TestValidateAccepts(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, testCAPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ name, yaml string }{
+		{"https backend verified by a CA file", "backends:\n  - url: https://10.0.0.1:3443\n    tls: {ca_file: '" + ca + "', server_name: app.internal}\n"},
+		{"wss backend verified by IP", "backends:\n  - url: wss://10.0.0.1:3443\n    tls: {server_name: 10.0.0.1}\n"},
 		{"consul only", "discovery:\n  consul:\n    services: [chat]\n"},
 		{"consul address forms", minimal + "discovery:\n  consul:\n    address: https://consul.service:8501\n"},
 		{"consul unix socket", minimal + "discovery:\n  consul:\n    address: unix:///run/consul.sock\n"},
@@ -160,4 +185,19 @@ func TestValidateDefaultedKeyUsesParentLine(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %s", err, want)
 	}
+}
+
+// testCAPEM is a self-signed CA certificate made for the test (PEM).
+func testCAPEM(t *testing.T) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

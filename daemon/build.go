@@ -66,6 +66,9 @@ func ProxySettings(cfg *configs.Config) proxy.Settings {
 		SessionTTL:         cfg.Sticky.SessionTTL.Duration(),
 		TTLMargin:          cfg.Sticky.TTLMargin.Duration(),
 		MaxBodyBytes:       cfg.Proxy.MaxBodyBytes,
+		HeaderTimeout:      cfg.Proxy.HeaderTimeout.Duration(),
+		ReadTimeout:        cfg.Proxy.ReadTimeout.Duration(),
+		WriteTimeout:       cfg.Proxy.WriteTimeout.Duration(),
 		UpstreamTimeout:    cfg.Proxy.UpstreamTimeout.Duration(),
 		DialTimeout:        cfg.Proxy.DialTimeout.Duration(),
 		TunnelIdleTimeout:  cfg.Proxy.TunnelIdleTimeout.Duration(),
@@ -84,7 +87,8 @@ func staticSpecs(bs []configs.Backend, source string) []balancer.Spec {
 	specs := make([]balancer.Spec, 0, len(bs))
 	for _, b := range bs {
 		addr, tls := b.Addr()
-		s := balancer.Spec{ID: b.EffectiveID(), Addr: addr, TLS: tls, Weight: b.EffectiveWeight(), State: balancer.Active, Source: source}
+		s := balancer.Spec{ID: b.EffectiveID(), Addr: addr, TLS: tls, Weight: b.EffectiveWeight(), State: balancer.Active, Source: source,
+			TLSCAFile: b.TLS.CAFile, TLSServerName: b.TLS.ServerName}
 		if b.Drain {
 			s.State = balancer.Draining
 		}

@@ -66,6 +66,9 @@ var reloadPlan = map[string]Change{
 	"balancer.ejection":     Restart,
 
 	"proxy.max_body_bytes":        Settings,
+	"proxy.header_timeout":        Settings,
+	"proxy.read_timeout":          Settings,
+	"proxy.write_timeout":         Settings,
 	"proxy.upstream_timeout":      Clients,
 	"proxy.dial_timeout":          Clients,
 	"proxy.tunnel_idle_timeout":   Settings,

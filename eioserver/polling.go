@@ -123,7 +123,7 @@ func (srv *Server) handshake(ctx *fasthttp.RequestCtx, t transportKind, isWS boo
 	s := newSession(srv, transportPolling)
 	srv.addSession(s)
 	s.startHeartbeat()
-	srv.log.Debug("session opened", zap.String("sid", s.id), zap.String("transport", "polling"))
+	srv.log.Debug("session opened", sidField(s.id), zap.String("transport", "polling"))
 	writePayload(ctx, []eioproto.Packet{s.openPacket(true)})
 }
 
@@ -230,7 +230,7 @@ func (s *session) post(ctx *fasthttp.RequestCtx) {
 	s.scratch, err = eioproto.ScanPayloadV4(body, s.scratch, s.handlePacket)
 	s.inMu.Unlock()
 	if err != nil {
-		s.srv.log.Debug("bad polling payload", zap.String("sid", s.id), zap.Error(err))
+		s.srv.log.Debug("bad polling payload", sidField(s.id), zap.Error(err))
 		sendError(ctx, codeBadRequest, false)
 		s.close("parse error")
 		return

@@ -207,7 +207,7 @@ func (s *session) close(reason string) {
 		closeConn(probe)
 	}
 	s.srv.removeSession(s)
-	s.srv.log.Debug("session closed", zap.String("sid", s.id), zap.Stringer("transport", t), zap.String("reason", reason))
+	s.srv.log.Debug("session closed", sidField(s.id), zap.Stringer("transport", t), zap.String("reason", reason))
 	if sock != nil && s.srv.opts.OnDisconnect != nil {
 		s.srv.opts.OnDisconnect(sock, reason)
 	}

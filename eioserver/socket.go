@@ -88,7 +88,7 @@ func (s *session) onMessage(p eioproto.Packet) {
 	}
 	pkt, err := decodeSIO(p.Data)
 	if err != nil {
-		s.srv.log.Debug("bad socket.io packet", zap.String("sid", s.id), zap.Error(err))
+		s.srv.log.Debug("bad socket.io packet", sidField(s.id), zap.Error(err))
 		s.close("parse error")
 		return
 	}
@@ -144,7 +144,7 @@ func (s *session) dispatch(pkt eioproto.SocketIOPacket, atts [][]byte) {
 		}
 		var args []json.RawMessage
 		if err := json.Unmarshal(pkt.Data, &args); err != nil || len(args) == 0 {
-			s.srv.log.Debug("bad event payload", zap.String("sid", s.id))
+			s.srv.log.Debug("bad event payload", sidField(s.id))
 			return
 		}
 		var name string

@@ -22,7 +22,7 @@ func (srv *Server) serveWebSocket(ctx *fasthttp.RequestCtx) {
 		notify(s.wsWake)
 		srv.addSession(s)
 		s.startHeartbeat()
-		srv.log.Debug("session opened", zap.String("sid", s.id), zap.String("transport", "websocket"))
+		srv.log.Debug("session opened", sidField(s.id), zap.String("transport", "websocket"))
 		if srv.closed.Load() { // Close ran between the handshake check and now
 			s.close("server shutting down")
 		}
@@ -73,7 +73,7 @@ func (s *session) probeWebSocket(conn *websocket.Conn) bool {
 		}
 		s.mu.Unlock()
 		closeConn(conn)
-		s.srv.log.Debug("upgrade failed", zap.String("sid", s.id), zap.String("reason", why))
+		s.srv.log.Debug("upgrade failed", sidField(s.id), zap.String("reason", why))
 		return false
 	}
 	for {
@@ -107,7 +107,7 @@ func (s *session) probeWebSocket(conn *websocket.Conn) bool {
 			}
 			notify(s.pollWake)
 			notify(s.wsWake)
-			s.srv.log.Debug("session upgraded", zap.String("sid", s.id))
+			s.srv.log.Debug("session upgraded", sidField(s.id))
 			return true
 		default:
 			return fail("unexpected packet during upgrade")

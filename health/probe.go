@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
+	"sioproxy/internal/backendtls"
 	"sioproxy/sticky"
 )
 
@@ -40,7 +41,7 @@ type ProbeOptions struct {
 	Rise     int           // consecutive successes that bring a down backend up
 	Fall     int           // consecutive failures that take an up backend down
 
-	TLSConfig *tls.Config // for backends with Spec.TLS; nil = system roots, verified
+	TLSConfig *tls.Config // for backends with Spec.TLS and no CA file or server name of their own; nil = system roots, verified
 	Logger    *zap.Logger
 	Clock     Clock          // nil = SystemClock
 	Rand      func() float64 // staggers the first probe of each backend over Interval; nil = math/rand/v2
@@ -94,7 +95,7 @@ func NewProber(opts ProbeOptions, setter StatusSetter) (*Prober, error) {
 	if opts.Rand == nil {
 		opts.Rand = defaultRand
 	}
-	return &Prober{
+	pr := &Prober{
 		opts:   opts,
 		setter: setter,
 		log:    opts.Logger.Named("probe"),
@@ -108,7 +109,36 @@ func NewProber(opts ProbeOptions, setter StatusSetter) (*Prober, error) {
 			MaxResponseBodySize: 64 << 10,
 		},
 		targets: make(map[string]*probeTarget),
-	}, nil
+	}
+	pr.client.ConfigureClient = pr.configureTLS
+	return pr, nil
+}
+
+// configureTLS gives the client of an https backend with a CA file or server name of its own the
+// verification the proxy uses for it.
+func (p *Prober) configureTLS(hc *fasthttp.HostClient) error {
+	if !hc.IsTLS {
+		return nil
+	}
+	p.mu.Lock()
+	var spec balancer.Spec
+	found := false
+	for _, t := range p.targets {
+		if t.spec.Addr == hc.Addr && t.spec.TLS && (t.spec.TLSCAFile != "" || t.spec.TLSServerName != "") {
+			spec, found = t.spec, true
+			break
+		}
+	}
+	p.mu.Unlock()
+	if !found {
+		return nil
+	}
+	conf, err := backendtls.Config(spec)
+	if err != nil {
+		return err
+	}
+	hc.TLSConfig = conf
+	return nil
 }
 
 // SetTargets replaces the probed backends. A backend whose ID, Addr and TLS stay the same

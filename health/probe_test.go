@@ -2,8 +2,18 @@ package health
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,10 +48,20 @@ type fakeBackend struct {
 
 func startBackend(t *testing.T) *fakeBackend {
 	t.Helper()
+	return startBackendTLS(t, nil)
+}
+
+// startBackendTLS is startBackend serving TLS with cfg (nil: plain TCP).
+func startBackendTLS(t *testing.T, cfg *tls.Config) *fakeBackend {
+	t.Helper()
 	b := &fakeBackend{open: make(map[string]bool), release: make(chan struct{})}
+	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	b.addr = ln.Addr().String()
 	srv := &fasthttp.Server{Handler: b.handle}
@@ -302,4 +322,55 @@ func TestProberSetTargetsKeepsState(t *testing.T) {
 	if got := p.targets["c"].spec.Addr; got != "10.0.0.3:80" {
 		t.Errorf("duplicate id: c probes %s, want the first", got)
 	}
+}
+
+// TestProbeVerifiesTLSBackendsWithTheirOwnCA: an https backend whose CA file (and server name) the
+// config names is probed with them, as the proxy connects to it; without them it fails verification.
+func TestProbeVerifiesTLSBackendsWithTheirOwnCA(t *testing.T) {
+	caFile, srv := probePKI(t, "backend.test")
+	b := startBackendTLS(t, srv)
+	b.mode.Store(modeOK)
+	for _, tc := range []struct {
+		name string
+		spec balancer.Spec
+		ok   bool
+	}{
+		{"own CA and name", balancer.Spec{ID: "b1", Addr: b.addr, TLS: true, TLSCAFile: caFile, TLSServerName: "backend.test"}, true},
+		{"system roots", balancer.Spec{ID: "b2", Addr: b.addr, TLS: true}, false},
+	} {
+		p, err := NewProber(probeOpts(ProbeEngineIO, "/socket.io/"), nopSetter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.SetTargets([]balancer.Spec{tc.spec})
+		if err := p.probe(tc.spec); (err == nil) != tc.ok {
+			t.Errorf("%s: probe error %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// probePKI makes a CA (its PEM file) and a server TLS config with a certificate for name it signed.
+func probePKI(t *testing.T, name string) (string, *tls.Config) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "probe test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }

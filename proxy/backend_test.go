@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -33,9 +34,19 @@ type testBackend struct {
 
 func startBackend(t testing.TB, name string) *testBackend {
 	t.Helper()
+	return startBackendTLS(t, name, nil)
+}
+
+// startBackendTLS is startBackend serving TLS with cfg (nil: plain TCP).
+func startBackendTLS(t testing.TB, name string, cfg *tls.Config) *testBackend {
+	t.Helper()
+	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	b := &testBackend{name: name, ln: ln, addr: ln.Addr().String(), sids: map[string]bool{}}
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}

@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"sioproxy/balancer"
 )
 
 // closeBody is an Engine.IO close packet that both framings read as one: v3 text ("1:" length
@@ -24,23 +27,47 @@ func (p *Proxy) CloseSessions(id string, n int) int {
 		if be == nil || len(rt.Paths) == 0 {
 			continue
 		}
-		req := fasthttp.AcquireRequest()
-		resp := fasthttp.AcquireResponse()
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.SetRequestURI(rt.Paths[0] + "?EIO=4&transport=polling&sid=" + sid)
-		req.Header.SetHost(be.Addr)
-		req.Header.SetContentType("text/plain;charset=UTF-8")
-		req.SetBodyRaw(closeBody)
-		err := p.client(be, rt).DoTimeout(req, resp, 5*time.Second)
+		status, err := p.closeAtBackend(be, rt, sid)
 		if ce := p.log.Check(zap.DebugLevel, "drain: session closed"); ce != nil {
-			ce.Write(zap.String("backend", id), zap.String("sid_raw", sid), zap.Int("status", resp.StatusCode()), zap.Error(err))
+			ce.Write(zap.String("backend", id), sidField(sid), zap.Int("status", status), zap.Error(err))
 		}
-		fasthttp.ReleaseRequest(req)
-		fasthttp.ReleaseResponse(resp)
 	}
 	k := len(sids)
 	if k < n {
 		k += p.tunnels.closeBackend(id, n-k)
 	}
 	return k
+}
+
+// closeAtBackend posts a close packet for sid to its backend and returns the answer's status.
+func (p *Proxy) closeAtBackend(be *balancer.Backend, rt *rtConfig, sid string) (int, error) {
+	up := p.upstream(be, rt)
+	bc, err := up.acquire(p.connWait)
+	if err != nil {
+		return 0, err
+	}
+	req := make([]byte, 0, 256)
+	req = append(req, "POST "...)
+	req = append(req, rt.Paths[0]...)
+	req = append(req, "?EIO=4&transport=polling&sid="...)
+	req = appendQueryEscaped(req, []byte(sid))
+	req = append(req, " HTTP/1.1\r\nHost: "...)
+	req = append(req, be.Addr...)
+	req = append(req, "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: "...)
+	req = strconv.AppendInt(req, int64(len(closeBody)), 10)
+	req = append(req, "\r\n\r\n"...)
+	req = append(req, closeBody...)
+	bc.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bc.nc.Write(req); err != nil {
+		bc.close()
+		return 0, err
+	}
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := resp.ReadLimitBody(bc.br, 64<<10); err != nil {
+		bc.close()
+		return 0, err
+	}
+	up.release(bc, !resp.Header.ConnectionClose() && resp.Header.ContentLength() >= 0)
+	return resp.StatusCode(), nil
 }

@@ -35,57 +35,100 @@ func (k Kind) String() string {
 	return "other"
 }
 
-// Handle is the fasthttp handler: classify, route, forward or tunnel.
+// Handle is the fasthttp handler: check, classify, route, forward or tunnel.
 func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	rt := p.rt.Load()
 	start := p.now()
-	uri := ctx.Request.Header.RequestURI()
-	path, query := splitURI(uri)
-	upgrade := isUpgrade(&ctx.Request.Header)
-	info := rt.classifier.Classify(path, query, upgrade)
-
-	var kind Kind
-	switch {
-	case info.EngineIO && info.SID != nil:
-		kind = KindPoll
-		if upgrade {
-			kind = KindUpgrade
-		}
-		p.sticky(ctx, rt, &info, path, query)
-	case info.EngineIO && !upgrade && info.Transport == sticky.TransportPolling && ctx.IsGet():
-		kind = KindHandshake
-		p.handshake(ctx, rt, &info)
-	default:
-		kind = KindOther
-		if upgrade {
-			kind = KindUpgrade
-		}
-		p.placed(ctx, rt, &info, upgrade)
+	var rq request
+	rq.header = &ctx.Request.Header
+	if rq.guard = guardOf(ctx.Conn()); rq.guard != nil {
+		rq.guard.handling()
 	}
+	kind := p.serve(ctx, rt, &rq)
+	rq.releaseBody()
 	status := ctx.Response.StatusCode()
-	if upgrade && ctx.Hijacked() {
+	if kind == KindUpgrade && ctx.Hijacked() {
 		status = fasthttp.StatusSwitchingProtocols
 	}
 	p.metrics.Request(kind, status, p.now().Sub(start))
 }
 
-// splitURI splits a request URI (origin or absolute form) into path and raw query.
-func splitURI(uri []byte) (path, query []byte) {
-	if len(uri) > 0 && uri[0] != '/' {
-		// absolute-form: scheme://host/path?query
-		if i := bytes.Index(uri, []byte("://")); i >= 0 {
-			rest := uri[i+3:]
-			if j := bytes.IndexByte(rest, '/'); j >= 0 {
-				uri = rest[j:]
-			} else {
-				uri = nil
-			}
+// serve handles one request and returns its kind.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request) Kind {
+	h := &ctx.Request.Header
+	if p.takeOversize(h) {
+		// the whole over-limit body was already there: fasthttp ran the handler anyway
+		refuse(ctx, rq, fasthttp.StatusRequestEntityTooLarge, true)
+		return KindOther
+	}
+	scanRequest(h, &rq.scan)
+	switch {
+	case rq.scan.bad != 0:
+		refuse(ctx, rq, rq.scan.bad, true)
+		return KindOther
+	case h.IsConnect():
+		refuse(ctx, rq, fasthttp.StatusMethodNotAllowed, true)
+		return KindOther
+	case !h.IsHTTP11() && !bytes.Equal(h.Protocol(), []byte("HTTP/1.0")):
+		refuse(ctx, rq, fasthttp.StatusHTTPVersionNotSupported, true)
+		return KindOther
+	case !h.IsHTTP11() && len(h.Host()) == 0:
+		refuse(ctx, rq, fasthttp.StatusBadRequest, true)
+		return KindOther
+	}
+	uri := h.RequestURI()
+	if len(uri) == 0 || uri[0] != '/' {
+		var arr [512]byte
+		authority, origin, ok := absoluteForm(arr[:0], uri)
+		if !ok {
+			refuse(ctx, rq, fasthttp.StatusBadRequest, false)
+			return KindOther
 		}
+		// The target's authority is the request's host (RFC 9112 3.2.2); the scheme is the backend's.
+		h.SetHostBytes(authority)
+		ctx.Request.SetRequestURIBytes(origin)
+		uri = h.RequestURI()
 	}
-	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i], uri[i+1:]
+	if bytes.IndexByte(uri, '#') >= 0 {
+		refuse(ctx, rq, fasthttp.StatusBadRequest, false)
+		return KindOther
 	}
-	return uri, nil
+	path, query := splitURI(uri)
+	info := rt.classifier.Classify(path, query, rq.scan.upgrade)
+	if info.Ambiguous || ambiguousPath(rt.classifier, path) || len(info.SID) > maxSIDLen {
+		refuse(ctx, rq, fasthttp.StatusBadRequest, false)
+		return KindOther
+	}
+	rq.peer = peerAddr(ctx)
+	var scratch [256]byte
+	rq.client = requestClient(h, &rq.scan, rq.peer, rt.trusted, scratch[:0])
+	rq.isHead = h.IsHead()
+
+	switch {
+	case info.EngineIO && info.SID != nil:
+		p.sticky(ctx, rt, rq, &info, path, query)
+		if info.Upgrade {
+			return KindUpgrade
+		}
+		return KindPoll
+	case info.EngineIO && !info.Upgrade && info.Transport == sticky.TransportPolling && ctx.IsGet():
+		p.handshake(ctx, rt, rq)
+		return KindHandshake
+	}
+	p.placed(ctx, rt, rq, &info)
+	if info.Upgrade {
+		return KindUpgrade
+	}
+	return KindOther
+}
+
+// refuse answers a request the proxy will not forward (a client's mistake: no backend sees it and
+// none counts it).
+func refuse(ctx *fasthttp.RequestCtx, rq *request, status int, closeConn bool) {
+	plainError(ctx, status)
+	if closeConn {
+		ctx.SetConnectionClose()
+	}
 }
 
 // resolve finds the owner of a sid: by its tag, else by the session table. raw is the sid without
@@ -108,31 +151,47 @@ func (p *Proxy) resolve(snap *balancer.Snapshot, sid []byte) (be *balancer.Backe
 }
 
 // sticky handles a request that carries a sid: it goes to the owner or nowhere (invariant 1).
-func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info, path, query []byte) {
+func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info *sticky.Info, path, query []byte) {
+	sid := info.SID
+	if info.SIDEncoded {
+		sid = sticky.AppendUnescaped(make([]byte, 0, len(sid)), sid) // as engine.io reads it (rare: a copy)
+	}
 	snap := p.balancer.Snapshot()
-	be, raw, tagged, known := p.resolve(snap, info.SID)
+	be, raw, tagged, known := p.resolve(snap, sid)
 	if be == nil {
 		p.metrics.SIDUnknown()
 		p.logSID(zap.DebugLevel, "session id unknown", ctx, nil, raw)
 		sidUnknown(ctx, info.Upgrade)
 		return
 	}
-	if tagged {
-		// The rewrite reuses the URI buffer that path, query and raw point into: take raw anew.
-		raw = stripTag(ctx, path, query, info.SIDStart, len(info.SID)-len(raw), raw)
+	if tagged || info.SIDEncoded {
+		raw = rewriteSID(ctx, path, query, info.SIDStart, len(info.SID), raw) // backends never see tags
 	}
 	if info.Upgrade {
-		p.tunnel(ctx, rt, be, raw, known)
+		p.tunnel(ctx, rt, rq, be, raw, known)
 		return
 	}
 	post := ctx.IsPost()
-	closing := post && sticky.HasClosePacket(ctx.Request.Body())
+	if status := p.prepareBody(ctx, rt, rq, true); status != 0 {
+		plainError(ctx, status)
+		return
+	}
+	closing := post && sticky.HasClosePacket(rq.body)
 	mirrored := p.mirror != nil && p.mirror.Mirrored(raw)
 	if mirrored && post {
-		p.mirror.ClientPolling(raw, ctx.Request.Body())
+		p.mirror.ClientPolling(raw, rq.body)
 	}
-	err := p.forward(ctx, rt, be)
+	get := ctx.IsGet()
+	res, err := p.forward(ctx, rt, be, rq, fwdOpts{idempotent: !post, inspect: true, watch: get})
 	if err != nil {
+		fe := failOf(err)
+		if !fe.counts() {
+			// A local limit, the client's own failure or departure, or an answer that cannot be
+			// relayed: the session is not lost for that.
+			p.logSID(zap.DebugLevel, "request failed", ctx, be, raw, zap.Error(err))
+			answerFailure(ctx, fe, 1)
+			return
+		}
 		// The owner is unreachable: the session is lost; tell the client at once, Engine.IO style.
 		p.balancer.ReportFailure(be)
 		p.ledger.end(raw)
@@ -141,9 +200,12 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 		sidUnknown(ctx, false)
 		return
 	}
+	if !res.buffered {
+		return // an answer too large to inspect streams through as it is
+	}
 	resp := &ctx.Response
 	status := resp.StatusCode()
-	if mirrored && status == fasthttp.StatusOK && ctx.IsGet() {
+	if mirrored && status == fasthttp.StatusOK && get {
 		body := resp.Body()
 		if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
 			body, _ = sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
@@ -152,7 +214,7 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 	}
 	switch {
 	case status == fasthttp.StatusBadRequest || closing ||
-		(status == fasthttp.StatusOK && ctx.IsGet() && sticky.HasClosePacket(resp.Body())):
+		(status == fasthttp.StatusOK && get && sticky.HasClosePacket(resp.Body())):
 		p.ledger.end(raw)
 	case !known && status == fasthttp.StatusOK && info.Transport == sticky.TransportPolling &&
 		sticky.IsPollingAnswer(post, resp.Header.ContentType(), resp.Header.ContentEncoding(), resp.Body()):
@@ -160,34 +222,46 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 	}
 }
 
-// stripTag rewrites the request URI without the sid tag (backends never see tags) and returns the
-// raw sid as it now stands in the new URI.
-func stripTag(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, tagLen int, raw []byte) []byte {
-	if sidStart < 0 || tagLen <= 0 || sidStart+tagLen+len(raw) > len(query) {
+// rewriteSID replaces the sid value (oldLen bytes at sidStart in query) with raw, escaped where a
+// query needs it, and returns raw as it now stands: the rewrite reuses the URI buffer that path,
+// query and raw may point into.
+func rewriteSID(ctx *fasthttp.RequestCtx, path, query []byte, sidStart, oldLen int, raw []byte) []byte {
+	if sidStart < 0 || sidStart+oldLen > len(query) {
 		return raw // not the shape Classify reports; forward as is
 	}
-	var arr [512]byte // the header copies the URI; a stack buffer spares an allocation per request
+	var arr [1024]byte // the header copies the URI; a stack buffer spares an allocation per request
 	buf := arr[:0]
 	buf = append(buf, path...)
 	buf = append(buf, '?')
 	buf = append(buf, query[:sidStart]...)
-	buf = append(buf, query[sidStart+tagLen:]...)
+	off := len(buf)
+	buf = appendQueryEscaped(buf, raw)
+	escaped := len(buf)-off != len(raw)
+	if escaped {
+		raw = append([]byte(nil), raw...) // rare: a sid with bytes a query escapes
+	}
+	buf = append(buf, query[sidStart+oldLen:]...)
 	ctx.Request.SetRequestURIBytes(buf)
-	off := len(path) + 1 + sidStart
-	return ctx.Request.Header.RequestURI()[off : off+len(raw)]
+	if escaped {
+		return raw
+	}
+	return ctx.Request.Header.RequestURI()[off : off+len(raw) : off+len(raw)]
 }
 
 // handshake places a new polling session, forwards it (retrying on another backend when one is
 // down: a handshake is safe to retry), and learns and tags the sid from the open packet. The session
 // counts against its backend from placement on (its claim), so a burst of handshakes spreads.
-func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info) {
+func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request) {
+	if status := p.prepareBody(ctx, rt, rq, true); status != 0 {
+		plainError(ctx, status)
+		return
+	}
 	// An encoded handshake would have to be decoded to read the sid; ask for identity instead.
-	ctx.Request.Header.Del(fasthttp.HeaderAcceptEncoding)
-	be, claim, err := p.placeAndForward(ctx, rt, true)
+	be, claim, res, err := p.placeAndForward(ctx, rt, rq, true, fwdOpts{idempotent: true, inspect: true, dropAE: true})
 	if be == nil || err != nil {
 		return
 	}
-	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+	if ctx.Response.StatusCode() != fasthttp.StatusOK || !res.buffered {
 		claim.Release()
 		if ctx.Response.StatusCode() >= 500 {
 			p.balancer.ReportFailure(be)
@@ -251,28 +325,32 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 
 // placed handles requests without a session: other paths, WebSocket-only handshakes, and
 // Engine.IO requests the backend will refuse (POST without sid, bad transport) or answer (OPTIONS).
-func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info, upgrade bool) {
-	if upgrade {
-		p.placeTunnel(ctx, rt)
+func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info *sticky.Info) {
+	if info.Upgrade {
+		p.placeTunnel(ctx, rt, rq, info.EngineIO)
+		return
+	}
+	if status := p.prepareBody(ctx, rt, rq, info.EngineIO); status != 0 {
+		plainError(ctx, status)
 		return
 	}
 	if !info.EngineIO && p.mirror != nil {
 		p.mirror.HTTP(&ctx.Request)
 	}
+	fo := fwdOpts{idempotent: ctx.IsGet() || ctx.IsHead(), inspect: info.EngineIO}
 	if !info.EngineIO && rt.AffinityCookie != "" {
 		if be := p.byCookie(ctx, rt); be != nil {
-			if err := p.forward(ctx, rt, be); err != nil {
-				p.balancer.ReportFailure(be)
-				unavailable(ctx, fasthttp.StatusBadGateway, 0)
+			if _, err := p.forward(ctx, rt, be, rq, fo); err != nil {
+				fe := failOf(err)
+				if fe.counts() {
+					p.balancer.ReportFailure(be)
+				}
+				answerFailure(ctx, fe, 1)
 			}
 			return
 		}
 	}
-	if !info.EngineIO {
-		// Other paths may stream (downloads, server-sent events): never hold them back.
-		ctx.Response.StreamBody = true
-	}
-	be, _, err := p.placeAndForward(ctx, rt, false)
+	be, _, _, err := p.placeAndForward(ctx, rt, rq, false, fo)
 	if be != nil && err == nil && !info.EngineIO && rt.AffinityCookie != "" && be.Tag != "" {
 		setAffinityCookie(ctx, rt.AffinityCookie, be.Tag)
 	}
@@ -281,25 +359,27 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, info *sticky.Info
 // maxHandshakeTries bounds how many backends one new-session request may try.
 const maxHandshakeTries = 3
 
-// placeAndForward places a request without a session and forwards it, trying up to
-// maxHandshakeTries backends when a backend cannot be reached. With session set, the backend that
-// answered holds the returned claim of the new session (the caller keeps or releases it).
-// It has answered the client when it returns a nil backend or an error.
-func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session bool) (*balancer.Backend, balancer.Claim, error) {
+// placeAndForward places a request without a session and forwards it. A handshake (session set),
+// GET or HEAD that a backend failed moves to another backend, up to maxHandshakeTries; anything
+// else is answered 502 (it may have reached the backend: never sent twice). With session set, the
+// backend that answered holds the returned claim of the new session (the caller keeps or releases
+// it). It has answered the client when it returns a nil backend or an error.
+func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, session bool, fo fwdOpts) (*balancer.Backend, balancer.Claim, fwdResult, error) {
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
 	if rt.HashKey != nil {
-		pick.Key, pick.HasKey = rt.HashKey(ctx, clientAddr(ctx, rt.trusted))
+		pick.Key, pick.HasKey = rt.HashKey(ctx, rq.client)
 	}
-	var lastErr error
+	movable := (session || fo.idempotent) && rq.stream == nil
+	var last *fwdError
 	for i := 0; i < maxHandshakeTries; i++ {
 		pick.Exclude = tried[:i]
 		be, reason := p.balancer.PlaceWithReason(&pick)
 		if be == nil {
-			if lastErr != nil {
-				p.log.Warn("no backend answered", zap.Error(lastErr), zap.Stringer("client", ctx.RemoteAddr()))
-				unavailable(ctx, fasthttp.StatusBadGateway, 0)
-				return nil, balancer.Claim{}, lastErr
+			if last != nil {
+				p.log.Warn("no backend answered", zap.Error(last), zap.Stringer("client", ctx.RemoteAddr()))
+				answerFailure(ctx, last, 1)
+				return nil, balancer.Claim{}, fwdResult{}, last
 			}
 			p.metrics.Unavailable(reason)
 			if reason == balancer.AllFull {
@@ -307,55 +387,31 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session 
 			} else {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, 2)
 			}
-			return nil, balancer.Claim{}, nil
+			return nil, balancer.Claim{}, fwdResult{}, nil
 		}
 		tried[i] = be
 		var claim balancer.Claim
 		if session {
 			claim = be.Claim()
 		}
-		err := p.forward(ctx, rt, be)
+		res, err := p.forward(ctx, rt, be, rq, fo)
 		if err == nil {
-			return be, claim, nil
+			return be, claim, res, nil
 		}
 		claim.Release()
-		lastErr = err
-		p.balancer.ReportFailure(be)
-		p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
-		if ctx.Request.IsBodyStream() {
+		last = failOf(err)
+		if last.counts() {
+			p.balancer.ReportFailure(be)
+			p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
+		}
+		// Only a backend's failure before any answer byte moves the request: a timeout never (a
+		// long request must not be duplicated), nor a local limit (it waited already).
+		if !movable || last.kind != failBackend {
 			break
 		}
 	}
-	unavailable(ctx, fasthttp.StatusBadGateway, 0)
-	return nil, balancer.Claim{}, lastErr
-}
-
-// forward sends the request to be and puts its response into ctx.Response. A non-nil error means
-// no response came from the backend (nothing was written to the client yet).
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend) error {
-	req := &ctx.Request
-	clientClose := req.Header.ConnectionClose()
-	stripHopRequest(&req.Header)
-	req.Header.ResetConnectionClose()
-	req.Header.SetNoDefaultContentType(true) // forward the request as sent: an added octet-stream type breaks engine.io POSTs
-	var scratch [128]byte
-	setForwarded(ctx, rt.trusted, scratch[:0])
-	be.InFlight.Add(1)
-	err := p.client(be, rt).Do(req, &ctx.Response)
-	be.InFlight.Add(-1)
-	if clientClose {
-		req.Header.SetConnectionClose()
-	}
-	if err != nil {
-		ctx.Response.Reset()
-		return err
-	}
-	stripHopResponse(&ctx.Response.Header)
-	ctx.Response.Header.ResetConnectionClose()
-	if clientClose {
-		ctx.SetConnectionClose()
-	}
-	return nil
+	answerFailure(ctx, last, 1)
+	return nil, balancer.Claim{}, fwdResult{}, last
 }
 
 func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx, be *balancer.Backend, raw []byte, extra ...zap.Field) {
@@ -368,9 +424,4 @@ func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx
 		fields = append(fields, zap.String("backend", be.ID))
 	}
 	ce.Write(fields...)
-}
-
-// upstreamDeadline is how long a tunnel waits for the backend's answer to an upgrade.
-func (p *Proxy) upstreamDeadline(rt *rtConfig) time.Time {
-	return p.now().Add(rt.DialTimeout + 10*time.Second)
 }

@@ -23,7 +23,7 @@ func KeyFuncFor(source, name string) KeyFunc {
 		}
 	case "header":
 		return func(ctx *fasthttp.RequestCtx, _ netip.Addr) (uint64, bool) {
-			return hashIf(ctx.Request.Header.Peek(name))
+			return hashIf(peekHeaderName(&ctx.Request.Header, name))
 		}
 	case "cookie":
 		return func(ctx *fasthttp.RequestCtx, _ netip.Addr) (uint64, bool) {

@@ -211,25 +211,27 @@ func TestOwnerGoneEndsItsSessions(t *testing.T) {
 	}
 }
 
-// A reload of the client settings reaches the clients of backends that already have one.
-func TestApplyReachesExistingClients(t *testing.T) {
+// A reload of the pool settings reaches the pools of backends that already have one; the upstream
+// timeout is read per request.
+func TestApplyReachesExistingPools(t *testing.T) {
 	b := startBackend(t, "ap")
 	p := startProxy(t, nil, specsOf(b))
 	handshake(t, p.addr)
 	be := p.bal.Snapshot().ByID(b.url())
-	before := p.client(be, p.rt.Load())
+	before := p.upstream(be, p.rt.Load())
 	s := p.rt.Load().Settings
-	s.UpstreamTimeout = 123 * time.Second
+	s.DialTimeout = 2 * time.Second
 	s.MaxConnsPerBackend = 77
 	p.Apply(s)
-	after := p.client(be, p.rt.Load())
-	if after == before || after.ReadTimeout != 123*time.Second || after.MaxConns != 77 {
-		t.Fatalf("after Apply the backend's client has ReadTimeout %v, MaxConns %d (new client: %v)", after.ReadTimeout, after.MaxConns, after != before)
+	after := p.upstream(be, p.rt.Load())
+	if after == before || after.dialTimeout != 2*time.Second || after.maxConns != 77 {
+		t.Fatalf("after Apply the backend's pool has dial timeout %v, max conns %d (new pool: %v)", after.dialTimeout, after.maxConns, after != before)
 	}
-	s.TunnelIdleTimeout = 2 * time.Minute // not a client setting: the client stays
+	s.TunnelIdleTimeout = 2 * time.Minute // not a pool setting: the pool stays
+	s.UpstreamTimeout = 123 * time.Second
 	p.Apply(s)
-	if p.client(be, p.rt.Load()) != after {
-		t.Fatal("Apply of a non-client setting replaced the client")
+	if p.upstream(be, p.rt.Load()) != after {
+		t.Fatal("Apply of a non-pool setting replaced the pool")
 	}
 	handshake(t, p.addr)
 }

@@ -34,6 +34,9 @@ type Settings struct {
 	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
 	AffinityCookie     string         // non-Engine.IO paths: cookie that pins a client to a backend
 	HashKey            KeyFunc        // affinity key of a new session (nil: none)
+	HeaderTimeout      time.Duration  // a client's request head must arrive within this (408 beyond; 0 = none)
+	ReadTimeout        time.Duration  // a request body must arrive within this after its head (0 = 60 s)
+	WriteTimeout       time.Duration  // a write to a client must progress within this (0 = 30 s)
 }
 
 // KeyFunc computes the affinity key of a request for the hash policy; ok is false when the request
@@ -45,13 +48,6 @@ type rtConfig struct {
 	Settings
 	classifier *sticky.Classifier
 	trusted    trustedNets
-	clientGen  uint64 // bumped when a setting of the pooled backend clients changes
-}
-
-// pooledClient is a backend's HTTP client and the settings generation it was built with.
-type pooledClient struct {
-	hc  *fasthttp.HostClient
-	gen uint64
 }
 
 // Proxy routes requests to backends. Create it with New, serve with Serve, stop with Shutdown.
@@ -62,15 +58,24 @@ type Proxy struct {
 	table    *sticky.Table
 	now      func() time.Time
 
-	rt      atomic.Pointer[rtConfig]
-	clients sync.Map // backend ID -> pooledClient
-	tunnels *tunnelRegistry
+	rt        atomic.Pointer[rtConfig]
+	upstreams sync.Map // backend ID -> *upstream (its connection pool)
+	tunnels   *tunnelRegistry
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
 	parkOnce sync.Once
 	park     *parker
-	server   *fasthttp.Server
-	metrics  Metrics
-	mirror   Mirror // nil: no mirroring
+	// aborts watches clients of pending long-polls (Linux epoll); started on the first one.
+	abortOnce sync.Once
+	aborts    *abortWatcher
+	server    *fasthttp.Server
+	metrics   Metrics
+	mirror    Mirror // nil: no mirroring
+
+	oversize  sync.Map     // *fasthttp.RequestHeader -> struct{}: heads declaring a body over the limit
+	oversizeN atomic.Int64 // entries of oversize (none: nothing to look up)
+
+	connWait    time.Duration // wait for a free backend connection at the limit
+	upgradeWait time.Duration // wait for a backend's answer to an upgrade (0: dial timeout + 10s)
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -109,6 +114,11 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 // WithMetrics sets the metrics sink.
 func WithMetrics(m Metrics) Option { return func(p *Proxy) { p.metrics = m } }
 
+// withConnWaitTimeout and withUpgradeTimeout shorten fixed timeouts (tests).
+func withConnWaitTimeout(d time.Duration) Option { return func(p *Proxy) { p.connWait = d } }
+
+func withUpgradeTimeout(d time.Duration) Option { return func(p *Proxy) { p.upgradeWait = d } }
+
 // New builds a Proxy over a balancer. The session ledger (table and per-backend counters) is
 // created here.
 func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Proxy {
@@ -120,6 +130,8 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		metrics:   NopMetrics{},
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
+
+		connWait: defaultConnWaitTimeout,
 	}
 	for _, o := range opts {
 		o(p)
@@ -133,40 +145,92 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		NoDefaultDate:                 true,
-		DisableHeaderNamesNormalizing: true,
+		DisableHeaderNamesNormalizing: true, // fields pass as sent; the proxy matches names in any case
 		DisablePreParseMultipartForm:  true,
-		MaxRequestBodySize:            s.MaxBodyBytes, // per request: headerReceived
-		HeaderReceived:                p.headerReceived,
-		ReadTimeout:                   60 * time.Second,
-		WriteTimeout:                  30 * time.Second,
-		IdleTimeout:                   120 * time.Second,
-		CloseOnShutdown:               true,
-		KeepHijackedConns:             true, // parked tunnels outlive the hijack handler; tunnels close their sockets
-		ReadBufferSize:                8192,
-		Logger:                        zapPrintf{log},
-		ErrorHandler:                  requestError,
+		SecureErrorLogMessage:         true, // fasthttp's errors quote no request bytes (sids)
+		// Bodies are read as they arrive, never allocated to a declared length; per request, the
+		// head hook sets the body limit and timeout from the live settings (a reload applies).
+		StreamRequestBody: true,
+		HeaderReceived:    p.headerReceived,
+		// The head deadline (proxy.header_timeout) is the connection guard's, from the live
+		// settings; the body's and the answer's are set per request (headerReceived). Long-polls
+		// and streams are not the client's reads: nothing here cuts them (invariant 3).
+		WriteTimeout:      defaultClientWriteTimeout, // answers to heads that could not be read
+		IdleTimeout:       120 * time.Second,
+		CloseOnShutdown:   true,
+		KeepHijackedConns: true, // parked tunnels outlive the hijack handler; tunnels close their sockets
+		ReadBufferSize:    8192,
+		Logger:            zapPrintf{log},
+		ErrorHandler:      p.requestError,
 	}
 	return p
 }
 
-// Apply swaps in new settings (hot reload). Sessions and tunnels are kept. When a setting of the
-// backend clients changes (upstream_timeout, dial_timeout, max_conns_per_backend), every backend gets
-// a new client for its next request; requests on the old ones finish.
-func (p *Proxy) Apply(s Settings) {
-	rt := &rtConfig{Settings: s, classifier: sticky.NewClassifier(s.Paths), trusted: trustedNets(s.TrustedProxies)}
-	if old := p.rt.Load(); old != nil {
-		rt.clientGen = old.clientGen
-		if old.UpstreamTimeout != s.UpstreamTimeout || old.DialTimeout != s.DialTimeout || old.MaxConnsPerBackend != s.MaxConnsPerBackend {
-			rt.clientGen++
+// headerReceived gives each request its body limit and its read and write timeouts, from the live
+// settings (the server's own fields are never written while it serves). A body declared over the
+// limit is refused at once: fasthttp would wait for its first bytes before the handler runs, so
+// its read is made to fail at once, and the error handler answers 413 (oversize marks it).
+func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	rt := p.rt.Load()
+	if p.oversizeN.Load() > 0 {
+		if _, ok := p.oversize.LoadAndDelete(h); ok {
+			p.oversizeN.Add(-1)
 		}
 	}
-	p.rt.Store(rt)
+	if h.ContentLength() > rt.MaxBodyBytes {
+		if _, loaded := p.oversize.LoadOrStore(h, struct{}{}); !loaded {
+			p.oversizeN.Add(1)
+		}
+		return fasthttp.RequestConfig{ReadTimeout: time.Nanosecond, MaxRequestBodySize: rt.MaxBodyBytes}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: rt.readTimeout(), WriteTimeout: rt.writeTimeout(), MaxRequestBodySize: rt.MaxBodyBytes}
 }
 
-// headerReceived sets the body limit of each request from the current settings (the server's own
-// field is not written while serving).
-func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-	return fasthttp.RequestConfig{MaxRequestBodySize: p.rt.Load().MaxBodyBytes}
+// takeOversize reports (once) whether the request of h was marked by headerReceived as declaring a
+// body over the limit. Marks are keyed by the request header, one per pooled request context at
+// most, and cleared by the next request on it.
+func (p *Proxy) takeOversize(h *fasthttp.RequestHeader) bool {
+	if p.oversizeN.Load() == 0 {
+		return false
+	}
+	if _, ok := p.oversize.LoadAndDelete(h); ok {
+		p.oversizeN.Add(-1)
+		return true
+	}
+	return false
+}
+
+func (rt *rtConfig) readTimeout() time.Duration {
+	if rt.ReadTimeout > 0 {
+		return rt.ReadTimeout
+	}
+	return defaultReadTimeout
+}
+
+func (rt *rtConfig) writeTimeout() time.Duration {
+	if rt.WriteTimeout > 0 {
+		return rt.WriteTimeout
+	}
+	return defaultClientWriteTimeout
+}
+
+// headerTimeout is the live proxy.header_timeout (the connection guard reads it per head).
+func (p *Proxy) headerTimeout() time.Duration { return p.rt.Load().HeaderTimeout }
+
+// upgradeTimeout bounds the wait for a backend's answer to an upgrade.
+func (p *Proxy) upgradeTimeout(rt *rtConfig) time.Duration {
+	if p.upgradeWait > 0 {
+		return p.upgradeWait
+	}
+	return rt.DialTimeout + 10*time.Second
+}
+
+// Apply swaps in new settings (hot reload). Sessions, tunnels and pooled connections are kept. The
+// server's own fields are never written while it serves: what a request needs is read from the
+// settings per request.
+func (p *Proxy) Apply(s Settings) {
+	rt := &rtConfig{Settings: s, classifier: sticky.NewClassifier(s.Paths), trusted: trustedNets(s.TrustedProxies)}
+	p.rt.Store(rt)
 }
 
 // Table is the session table (for admin and tests).
@@ -178,7 +242,7 @@ func (p *Proxy) Tunnels() int { return p.tunnels.len() }
 // Serve accepts connections on ln until Shutdown. It also runs the session table sweeper.
 func (p *Proxy) Serve(ln net.Listener) error {
 	go p.sweep()
-	err := p.server.Serve(ln)
+	err := p.server.Serve(guardListener{Listener: ln, headerTimeout: p.headerTimeout})
 	if p.stopping.Load() {
 		return nil
 	}
@@ -193,8 +257,19 @@ func (p *Proxy) sweep() {
 		select {
 		case <-p.stopSweep:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			p.table.Sweep()
+			snap := p.balancer.Snapshot()
+			p.upstreams.Range(func(k, v any) bool {
+				up := v.(*upstream)
+				if snap.ByID(k.(string)) == nil { // the backend left: its pool goes (requests on it finish)
+					p.upstreams.CompareAndDelete(k, v)
+					up.close()
+					return true
+				}
+				up.sweep(now)
+				return true
+			})
 		}
 	}
 }
@@ -208,6 +283,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := p.server.ShutdownWithContext(ctx)
 	n := p.tunnels.closeAll()
 	p.stopParker()
+	p.stopWatcher()
 	p.log.Info("shutdown", zap.Int("tunnels_closed", n), zap.Error(err))
 	close(p.stopSweep)
 	<-p.sweepDone
@@ -227,53 +303,17 @@ func (p *Proxy) sessionEnded(sid, backendID string) {
 	}
 }
 
-// client returns the pooled HTTP client of a backend, creating it on first use.
-func (p *Proxy) client(be *balancer.Backend, rt *rtConfig) *fasthttp.HostClient {
-	if c, ok := p.clients.Load(be.ID); ok {
-		pc := c.(pooledClient)
-		if pc.hc.Addr == be.Addr && pc.hc.IsTLS == be.TLS && pc.gen == rt.clientGen {
-			return pc.hc
-		}
-	}
-	dialTimeout := rt.DialTimeout
-	hc := &fasthttp.HostClient{
-		Addr:                          be.Addr,
-		IsTLS:                         be.TLS,
-		Name:                          "sioproxy",
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		MaxConns:                      rt.MaxConnsPerBackend,
-		MaxConnWaitTimeout:            5 * time.Second,
-		// Below Node's 5 s keep-alive timeout, so a pooled connection is rarely one the backend is
-		// closing; RetryIfErr covers the rest.
-		MaxIdleConnDuration: 4 * time.Second,
-		ReadTimeout:         rt.UpstreamTimeout,
-		WriteTimeout:        30 * time.Second,
-		RetryIfErr:          retryStale,
-		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, dialTimeout)
-		},
-	}
-	p.clients.Store(be.ID, pooledClient{hc: hc, gen: rt.clientGen}) // replaces an older client; requests on it finish
-	return hc
-}
-
-// retryStale retries a request once when a pooled connection turned out to be closed before any
-// response byte arrived: the backend never saw the request, so even a POST is safe to resend.
-// Timeouts are never retried: a long-poll must not be duplicated (engine.io#166).
-func retryStale(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-	if attempts > 1 {
-		return false, false
-	}
-	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || isConnReset(err)
-}
-
 // requestError answers a request fasthttp could not read: 413 for a body over the limit (as
 // engine.io 6 does), 431 for huge headers, 408 for a timeout, else 400.
-func requestError(ctx *fasthttp.RequestCtx, err error) {
+func (p *Proxy) requestError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case p.takeOversize(&ctx.Request.Header):
+		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
+		ctx.SetConnectionClose()
+	case errors.Is(err, errBareLF):
+		ctx.Error("Bad Request", fasthttp.StatusBadRequest)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
 	case errors.As(err, &small):

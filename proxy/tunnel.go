@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -111,11 +110,12 @@ func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 
 // placeTunnel places a WebSocket-only session (no sid) and tunnels it, trying another backend when
 // one cannot be dialled. The session counts on its backend from placement on (its claim).
-func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
+// engineIO tells whether the path is Engine.IO's (else only a failed dial counts against a backend).
+func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, engineIO bool) {
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
 	if rt.HashKey != nil {
-		pick.Key, pick.HasKey = rt.HashKey(ctx, clientAddr(ctx, rt.trusted))
+		pick.Key, pick.HasKey = rt.HashKey(ctx, rq.client)
 	}
 	for i := 0; i < maxHandshakeTries; i++ {
 		pick.Exclude = tried[:i]
@@ -136,14 +136,14 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 		}
 		tried[i] = be
 		claim := be.Claim()
-		conn, err := dialBackend(be, rt.DialTimeout)
+		conn, err := p.upstream(be, rt).connect()
 		if err != nil {
 			claim.Release()
 			p.balancer.ReportFailure(be)
 			p.log.Warn("backend unreachable", zap.String("backend", be.ID), zap.Error(err))
 			continue
 		}
-		p.upgrade(ctx, rt, be, conn, nil, true, claim)
+		p.upgrade(ctx, rt, rq, be, conn, nil, true, claim, engineIO)
 		return
 	}
 	unavailable(ctx, fasthttp.StatusBadGateway, 0)
@@ -152,8 +152,8 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 // tunnel connects an upgrade request that carries a sid to its owner. An owner that cannot be
 // dialled loses the session: the client gets Engine.IO's raw 400 and starts over. known tells
 // whether the ledger has the session (else it is adopted once the backend answers 101).
-func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, rawSID []byte, known bool) {
-	conn, err := dialBackend(be, rt.DialTimeout)
+func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be *balancer.Backend, rawSID []byte, known bool) {
+	conn, err := p.upstream(be, rt).connect()
 	if err != nil {
 		p.balancer.ReportFailure(be)
 		p.ledger.end(rawSID)
@@ -162,47 +162,32 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Back
 		sidUnknown(ctx, true)
 		return
 	}
-	p.upgrade(ctx, rt, be, conn, rawSID, known, balancer.Claim{})
-}
-
-func dialBackend(be *balancer.Backend, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	if be.TLS {
-		return tls.DialWithDialer(&d, "tcp", be.Addr, &tls.Config{ServerName: hostOnly(be.Addr), NextProtos: []string{"http/1.1"}})
-	}
-	return d.Dial("tcp", be.Addr)
-}
-
-func hostOnly(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
+	p.upgrade(ctx, rt, rq, be, conn, rawSID, known, balancer.Claim{}, true)
 }
 
 // upgrade forwards the upgrade request on conn, relays the backend's answer, and on 101 hijacks the
 // client connection and relays bytes both ways (parked, or through splice for a mirrored tunnel or
 // a non-TCP backend) until either side ends. claim is the WebSocket-only session's (rawSID nil);
 // upgrade takes it over: the tunnel holds it until it closes, or it is released at once.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, conn net.Conn, rawSID []byte, known bool, claim balancer.Claim) {
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be *balancer.Backend, conn net.Conn, rawSID []byte, known bool, claim balancer.Claim, engineIO bool) {
 	defer claim.Release() // a no-op once the tunnel's entry holds it
-	h := &ctx.Request.Header
-	var scratch [128]byte
-	setForwarded(ctx, rt.trusted, scratch[:0])
-	for _, k := range hopHeaders[:5] { // Keep-Alive, Proxy-*, TE; Upgrade and Connection must pass
-		h.DelBytes(k)
-	}
-	conn.SetDeadline(p.upstreamDeadline(rt))
-	if _, err := conn.Write(h.Header()); err != nil {
+	ho := headOpts{upgrade: true, bodyLen: -2, isTLS: ctx.IsTLS(), trusted: rt.trusted, peer: rq.peer, clientAddr: rq.client}
+	hp := headPool.Get().(*[]byte)
+	req := appendHead((*hp)[:0], &ctx.Request.Header, &rq.scan, &ho)
+	conn.SetDeadline(time.Now().Add(p.upgradeTimeout(rt)))
+	_, err := conn.Write(req)
+	*hp = req[:0]
+	headPool.Put(hp)
+	if err != nil {
 		conn.Close()
-		p.upgradeFailed(ctx, be, rawSID, err)
+		p.upgradeFailed(ctx, be, rawSID, err, engineIO)
 		return
 	}
 	br := bufio.NewReaderSize(conn, 4096)
 	head, err := readHead(br)
 	if err != nil {
 		conn.Close()
-		p.upgradeFailed(ctx, be, rawSID, err)
+		p.upgradeFailed(ctx, be, rawSID, err, engineIO)
 		return
 	}
 	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
@@ -210,9 +195,10 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		err := ctx.Response.Read(bufio.NewReader(io.MultiReader(bytes.NewReader(head), io.LimitReader(br, maxUpgradeResponse))))
 		conn.Close()
 		if err != nil {
-			p.upgradeFailed(ctx, be, rawSID, err)
+			p.upgradeFailed(ctx, be, rawSID, err, false) // it answered: reachable
 			return
 		}
+		stripResponse(&ctx.Response.Header, false)
 		if ctx.Response.StatusCode() == fasthttp.StatusBadRequest && rawSID != nil {
 			p.ledger.end(rawSID)
 		}
@@ -228,7 +214,10 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		early, _ = br.Peek(n) // frames the backend sent right after 101 (WebSocket-only open packet)
 	}
 	sid := string(rawSID)
-	clientTCP, _ := ctx.Conn().(*net.TCPConn)
+	clientTCP := plainTCPOf(ctx.Conn())
+	if rq.guard != nil {
+		rq.guard.off() // from now on the bytes are the tunnel's
+	}
 	ctx.HijackSetNoResponse(true)
 	entry := p.ledger.openTunnel(be, claim, sid, p.now())
 	claim = balancer.Claim{} // the entry holds it now
@@ -288,13 +277,22 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	})
 }
 
-func (p *Proxy) upgradeFailed(ctx *fasthttp.RequestCtx, be *balancer.Backend, rawSID []byte, err error) {
-	p.balancer.ReportFailure(be)
+// upgradeFailed answers an upgrade whose backend gave no usable answer. counts tells whether the
+// backend is to blame: on an Engine.IO path it must answer; elsewhere an application may leave an
+// upgrade it does not serve unanswered or close it (Node does), which is the client's problem.
+func (p *Proxy) upgradeFailed(ctx *fasthttp.RequestCtx, be *balancer.Backend, rawSID []byte, err error, counts bool) {
+	if counts {
+		p.balancer.ReportFailure(be)
+	}
 	p.log.Warn("upgrade failed", zap.String("backend", be.ID), sidField(rawSID), zap.Error(err))
 	if rawSID != nil {
 		p.ledger.end(rawSID)
 		p.metrics.SIDUnknown()
 		sidUnknown(ctx, true)
+		return
+	}
+	if isTimeout(err) {
+		unavailable(ctx, fasthttp.StatusGatewayTimeout, 0)
 		return
 	}
 	unavailable(ctx, fasthttp.StatusBadGateway, 0)

@@ -34,10 +34,16 @@ type Info struct {
 	EngineIO  bool      // path is under an Engine.IO prefix
 	EIO       int       // 3 or 4; 0 if missing or other
 	Transport Transport // transport query parameter
-	SID       []byte    // the sid query value as sent (may be tagged); nil for a handshake
+	SID       []byte    // the sid query value as sent (may be tagged, may be escaped); nil for a handshake
 	SIDStart  int       // offset of the sid value in the query (for stripping the tag); -1 if none
 	JSONP     bool      // j= present (v3 JSONP polling)
 	Upgrade   bool      // the caller's upgrade flag, copied
+	// SIDEncoded: SID holds percent escapes or '+'; decode it (AppendUnescaped) before use.
+	SIDEncoded bool
+	// Ambiguous: EIO, transport or sid is given more than once. Engine.IO servers disagree on which
+	// one counts (engine.io 6 takes the last, 3 a list), so the request cannot be classified as its
+	// backend will read it; the proxy refuses it.
+	Ambiguous bool
 }
 
 // prefix is one configured path prefix: base without its trailing slash, and whether the path may
@@ -96,11 +102,10 @@ func (c *Classifier) Match(path []byte) bool {
 
 // Classify describes a request from its raw path and raw query (without or with the leading '?').
 // Paths outside every prefix give Info{EngineIO: false, SIDStart: -1} and the query is not read.
-// The first occurrence of EIO, transport, sid and j wins; keys and values are compared as sent,
-// without percent-decoding, so a percent-encoded sid is returned with its escapes untouched (the
-// default Engine.IO generator only emits base64url characters, and tagged sids add only
-// base64url characters and '.'). An empty sid ("sid=") counts as no sid, as in Engine.IO.
-// Classify does not allocate.
+// Keys and the EIO and transport values are compared percent-decoded (and '+' as a space), as
+// engine.io reads them; the sid is returned as sent, with SIDEncoded set when it needs decoding. A
+// key given twice makes the request Ambiguous (the first occurrence is what Info holds). An empty
+// sid ("sid=") counts as no sid, as in Engine.IO. Classify does not allocate.
 func (c *Classifier) Classify(path, query []byte, upgrade bool) Info {
 	info := Info{SIDStart: -1, Upgrade: upgrade}
 	if !c.Match(path) {
@@ -112,6 +117,7 @@ func (c *Classifier) Classify(path, query []byte, upgrade bool) Info {
 		off = 1
 	}
 	var seenEIO, seenTransport, seenSID bool
+	var kbuf, vbuf [maxKnownEscaped]byte
 	for off <= len(query) {
 		end := bytes.IndexByte(query[off:], '&')
 		if end < 0 {
@@ -124,31 +130,39 @@ func (c *Classifier) Classify(path, query []byte, upgrade bool) Info {
 		if eq := bytes.IndexByte(pair, '='); eq >= 0 {
 			key, val, valStart = pair[:eq], pair[eq+1:], off+eq+1
 		}
+		key = unescapeShort(kbuf[:0], key)
 		switch string(key) {
 		case "EIO":
-			if !seenEIO {
-				seenEIO = true
-				if len(val) == 1 && (val[0] == '3' || val[0] == '4') {
-					info.EIO = int(val[0] - '0')
-				}
+			if seenEIO {
+				info.Ambiguous = true
+				break
+			}
+			seenEIO = true
+			if v := unescapeShort(vbuf[:0], val); len(v) == 1 && (v[0] == '3' || v[0] == '4') {
+				info.EIO = int(v[0] - '0')
 			}
 		case "transport":
-			if !seenTransport {
-				seenTransport = true
-				switch string(val) {
-				case "polling":
-					info.Transport = TransportPolling
-				case "websocket":
-					info.Transport = TransportWebSocket
-				}
+			if seenTransport {
+				info.Ambiguous = true
+				break
+			}
+			seenTransport = true
+			switch string(unescapeShort(vbuf[:0], val)) {
+			case "polling":
+				info.Transport = TransportPolling
+			case "websocket":
+				info.Transport = TransportWebSocket
 			}
 		case "sid":
-			if !seenSID {
-				seenSID = true
-				if len(val) > 0 {
-					info.SID = val[:len(val):len(val)]
-					info.SIDStart = valStart
-				}
+			if seenSID {
+				info.Ambiguous = true
+				break
+			}
+			seenSID = true
+			if len(val) > 0 {
+				info.SID = val[:len(val):len(val)]
+				info.SIDStart = valStart
+				info.SIDEncoded = hasEscapes(val)
 			}
 		case "j":
 			info.JSONP = true
@@ -156,4 +170,62 @@ func (c *Classifier) Classify(path, query []byte, upgrade bool) Info {
 		off = end + 1
 	}
 	return info
+}
+
+// maxKnownEscaped is the longest key or value Classify decodes to compare ("transport" and
+// "websocket", every byte escaped); longer ones cannot name anything it reads.
+const maxKnownEscaped = 3 * len("transport")
+
+// unescapeShort decodes b into dst when it holds escapes and is short enough to be a known key or
+// value; otherwise it returns b (which then matches nothing known, or is itself plain).
+func unescapeShort(dst, b []byte) []byte {
+	if len(b) > maxKnownEscaped {
+		return b
+	}
+	for _, c := range b {
+		if c == '%' || c == '+' {
+			return AppendUnescaped(dst, b)
+		}
+	}
+	return b
+}
+
+// AppendUnescaped appends the query component b decoded as a browser's URLSearchParams (and
+// Node's querystring) decode it: '+' is a space, %XX a byte, and a '%' not followed by two hex
+// digits stays as it is.
+func AppendUnescaped(dst, b []byte) []byte {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '+':
+			dst = append(dst, ' ')
+		case c == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]):
+			dst = append(dst, unhex(b[i+1])<<4|unhex(b[i+2]))
+			i += 2
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// hasEscapes reports whether a query component holds '%' or '+' (it needs decoding).
+func hasEscapes(b []byte) bool {
+	for _, c := range b {
+		if c == '%' || c == '+' {
+			return true
+		}
+	}
+	return false
 }

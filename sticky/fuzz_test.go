@@ -3,6 +3,8 @@ package sticky
 import (
 	"bytes"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 
 	"sioproxy/eioproto"
@@ -20,6 +22,8 @@ func FuzzClassify(f *testing.F) {
 	f.Add("/socket.io/", "EIO=4&transport=polling&t=OX8oqUE&sid=lv_VI97HAXpY6yYWAAAC", "/socket.io/")
 	f.Add("/engine.io", "?sid=&sid=a&j=0&EIO=3", "/engine.io")
 	f.Add("/x", "&&=&sid", "")
+	f.Add("/socket.io/", "EIO=4&transport=polling&%73id=a%2Eb&s%69d=c", "/socket.io/")
+	f.Add("/socket.io/", "%45IO=%34&tr%61nsport=polling+&transport=websocket", "/socket.io/")
 	f.Fuzz(func(t *testing.T, path, query, prefix string) {
 		c := NewClassifier([]string{prefix})
 		q := []byte(query)
@@ -38,11 +42,48 @@ func FuzzClassify(f *testing.F) {
 		}
 		if info.SID != nil {
 			end := info.SIDStart + len(info.SID)
+			keyStart := 0
+			if info.SIDStart > 0 {
+				keyStart = bytes.LastIndexByte(q[:info.SIDStart-1], '&') + 1
+			}
+			if keyStart == 0 && len(q) > 0 && q[0] == '?' {
+				keyStart = 1
+			}
 			if len(info.SID) == 0 || end > len(q) || !bytes.Equal(q[info.SIDStart:end], info.SID) ||
-				info.SIDStart < 4 || string(q[info.SIDStart-4:info.SIDStart]) != "sid=" ||
+				info.SIDStart < 1 || q[info.SIDStart-1] != '=' || keyStart > info.SIDStart-1 ||
+				string(AppendUnescaped(nil, q[keyStart:info.SIDStart-1])) != "sid" ||
 				bytes.IndexByte(info.SID, '&') >= 0 {
 				t.Errorf("SID %q at %d is not a sid value of %q", info.SID, info.SIDStart, query)
 			}
+			if enc := bytes.ContainsAny(info.SID, "%+"); enc != info.SIDEncoded {
+				t.Errorf("SID %q: SIDEncoded %v", info.SID, info.SIDEncoded)
+			}
+		}
+		// Every key is read as engine.io reads it: a repeated EIO, transport or sid is ambiguous.
+		seen := map[string]int{}
+		for _, pair := range strings.Split(strings.TrimPrefix(query, "?"), "&") {
+			k, _, _ := strings.Cut(pair, "=")
+			seen[string(AppendUnescaped(nil, []byte(k)))]++
+		}
+		if info.EngineIO && (seen["EIO"] > 1 || seen["transport"] > 1 || seen["sid"] > 1) != info.Ambiguous {
+			t.Errorf("%q: Ambiguous %v, keys %v", query, info.Ambiguous, seen)
+		}
+	})
+}
+
+// FuzzAppendUnescaped checks the query decoding against net/url's where url accepts the input,
+// and that it never fails (a bad escape stays as it is).
+func FuzzAppendUnescaped(f *testing.F) {
+	for _, s := range []string{"a%2Eb", "%", "%4", "%zz", "a+b", "%2B", "\x00%e2%82", "%%41"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := string(AppendUnescaped(nil, []byte(s)))
+		if want, err := url.QueryUnescape(s); err == nil && got != want {
+			t.Errorf("%q decodes to %q, net/url says %q", s, got, want)
+		}
+		if len(got) > len(s) {
+			t.Errorf("%q decodes longer: %q", s, got)
 		}
 	})
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (npm packages from the lock file,
-# Debian's chromium for the browser test, etcd and kubectl, the Consul agent and kube-apiserver built
-# from their Go modules), then runs the unit tests (with -race), short fuzzing of every parser, and
-# the end-to-end tests against real Socket.IO servers and clients, a real Consul agent, a real
-# Kubernetes API server and a real browser.
+# Debian's chromium for the browser test, haproxy and nginx for the tests behind real fronts,
+# openssl and prlimit for the TLS and descriptor-limit tests, etcd and kubectl, the Consul agent and
+# kube-apiserver built from their Go modules), then runs the unit tests (with -race), short fuzzing
+# of every parser, and the end-to-end tests against real Socket.IO servers and clients, a real
+# Consul agent, a real Kubernetes API server, a real browser and real HAProxy and nginx.
 #
 #   ./test/run.sh            everything
 #   ./test/run.sh unit       unit tests only (no installs)
@@ -17,12 +18,18 @@ step() { printf '\n==> %s\n' "$*"; }
 install_deps() {
   step "installing test dependencies"
   need=()
-  command -v chromium >/dev/null || need+=(chromium)
-  command -v node >/dev/null || need+=(nodejs npm)
-  command -v etcd >/dev/null || need+=(etcd-server)        # under the Kubernetes API server
-  command -v kubectl >/dev/null || need+=(kubernetes-client) # applies deploy/kubernetes in a test
-  command -v unshare >/dev/null || need+=(util-linux)       # the Kubernetes e2e test's network namespace
-  command -v ip >/dev/null || need+=(iproute2)
+  # sbin tools: not on every PATH, so look there too.
+  has() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+  has chromium || need+=(chromium)
+  has node || need+=(nodejs npm)
+  has haproxy || need+=(haproxy)
+  has nginx || need+=(nginx)
+  has openssl || need+=(openssl)
+  has prlimit || need+=(util-linux)
+  has etcd || need+=(etcd-server)        # under the Kubernetes API server
+  has kubectl || need+=(kubernetes-client) # applies deploy/kubernetes in a test
+  has unshare || need+=(util-linux)       # the Kubernetes e2e test's network namespace
+  has ip || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sioproxy/balancer"
+	"sioproxy/internal/backendtls"
 )
 
 // Plain HTTP mirroring bounds.
@@ -38,6 +39,24 @@ func newHTTPMirror(m *Mirror) *httpMirror {
 			MaxResponseBodySize:      1 << 20,
 		},
 	}
+}
+
+// configureTarget gives the client of an https target its verification (CA file, server name).
+func (m *Mirror) configureTarget(hc *fasthttp.HostClient) error {
+	if !hc.IsTLS {
+		return nil
+	}
+	for _, be := range m.targets.Snapshot().Backends {
+		if be.Addr == hc.Addr && be.TLS {
+			conf, err := backendtls.Config(be.Spec)
+			if err != nil {
+				return err
+			}
+			hc.TLSConfig = conf
+			return nil
+		}
+	}
+	return nil
 }
 
 // send copies req (when its body is within the cap) and queues it; a full queue drops and counts.

@@ -17,6 +17,7 @@ import (
 
 	"sioproxy/balancer"
 	"sioproxy/eioproto"
+	"sioproxy/proxy"
 )
 
 // fakeTarget is a minimal Engine.IO 4 / Socket.IO 5 server: it acks every event with its arguments,
@@ -168,6 +169,9 @@ func TestPollingSession(t *testing.T) {
 	}
 	if len(r.Samples) != 1 || r.Samples[0].Primary != `["primary"]` || r.Samples[0].Shadow != `["shadow"]` {
 		t.Errorf("samples %+v", r.Samples)
+	}
+	if len(r.Samples) == 1 && r.Samples[0].Session != proxy.SIDHash("sid1") {
+		t.Errorf("a sample names its session %q, want the sid's hash (a sid is a bearer credential)", r.Samples[0].Session)
 	}
 	if r.Packets.Skipped != 2 || r.Packets.Replayed != 6 || r.Sessions.Mirrored != 1 {
 		t.Errorf("packets %+v sessions %+v", r.Packets, r.Sessions)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/eioproto"
+	"sioproxy/proxy"
 )
 
 // Bounds of one session's ack bookkeeping.
@@ -240,7 +241,7 @@ func (s *session) run() {
 	sh, err := s.m.dialShadow(s)
 	if err != nil {
 		s.m.stats.shadowFailures.Add(1)
-		s.m.log.Debug("shadow connect failed", zap.String("sid", s.sid), zap.Error(err))
+		s.m.log.Debug("shadow connect failed", zap.String("sid_hash", proxy.SIDHash(s.sid)), zap.Error(err))
 		s.markDead()
 	} else {
 		s.shadow = sh

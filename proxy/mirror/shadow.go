@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,8 @@ import (
 
 	"sioproxy/balancer"
 	"sioproxy/eioproto"
+	"sioproxy/internal/backendtls"
+	"sioproxy/proxy"
 	"sioproxy/sticky"
 )
 
@@ -89,7 +92,15 @@ func (m *Mirror) connect(s *session, be *balancer.Backend) (*shadowConn, error) 
 		path = "/socket.io/"
 	}
 	url := fmt.Sprintf("%s://%s%s?%sEIO=%d&transport=websocket", scheme, be.Addr, path, s.query, m.targetEIO)
+	var tlsConf *tls.Config
+	if be.TLS {
+		var err error
+		if tlsConf, err = backendtls.Config(be.Spec); err != nil {
+			return nil, err
+		}
+	}
 	d := websocket.Dialer{
+		TLSClientConfig:  tlsConf,
 		HandshakeTimeout: m.dialTimeout,
 		NetDial:          func(network, addr string) (net.Conn, error) { return net.DialTimeout(network, addr, m.dialTimeout) },
 		ReadBufferSize:   4096,
@@ -152,7 +163,7 @@ func (sh *shadowConn) fail(err error) {
 		return
 	}
 	sh.s.m.stats.shadowFailures.Add(1)
-	sh.s.m.log.Debug("shadow failed", zap.String("sid", sh.s.sid), zap.String("target", sh.be.ID), zap.Error(err))
+	sh.s.m.log.Debug("shadow failed", zap.String("sid_hash", proxy.SIDHash(sh.s.sid)), zap.String("target", sh.be.ID), zap.Error(err))
 	sh.conn.Close()
 }
 

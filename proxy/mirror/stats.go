@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"sioproxy/proxy"
 )
 
 // Bounds of the comparison state (bounded cardinality and memory whatever the traffic).
@@ -124,7 +126,8 @@ func (s *stats) ackResult(name string, result int, primaryLat, shadowLat time.Du
 	s.acks[result]++
 	if result == ackDifferent && len(s.samples) < maxSamples && e.sample < maxSamplesPerEvt {
 		e.sample++
-		s.samples = append(s.samples, Sample{Event: name, Session: sid, Primary: truncate(primary), Shadow: truncate(shadow)})
+		// A sid is its session's bearer credential: the report names the session by its hash.
+		s.samples = append(s.samples, Sample{Event: name, Session: proxy.SIDHash(sid), Primary: truncate(primary), Shadow: truncate(shadow)})
 	}
 	for side, d := range [2]time.Duration{primaryLat, shadowLat} {
 		if d > 0 {
@@ -263,7 +266,7 @@ func (e EventReport) divergence() uint64 {
 // Sample is one differing ack: the primary's and the shadow's payloads, truncated.
 type Sample struct {
 	Event   string `json:"event"`
-	Session string `json:"session"`
+	Session string `json:"session"` // the session's sid hash (proxy.SIDHash), never the sid
 	Primary string `json:"primary"`
 	Shadow  string `json:"shadow"`
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -19,37 +20,49 @@ type Backend struct {
 	Version string
 	Host    string // listen address; "" = 127.0.0.1
 	Port    int
+	TLS     bool // started with --tls-cert: the URL is https
 }
 
 // BackendEvent is one JSON line of backend.js (see its header for the events).
 type BackendEvent struct {
-	Event     string `json:"event"`
-	SID       string `json:"sid"`
-	Transport string `json:"transport"`
-	Reason    string `json:"reason"`
-	Requests  int    `json:"requests"`
-	Code      int    `json:"code"`
-	Message   string `json:"message"`
-	URL       string `json:"url"`
+	Event     string   `json:"event"`
+	SID       string   `json:"sid"`
+	Transport string   `json:"transport"`
+	Reason    string   `json:"reason"`
+	Requests  int      `json:"requests"`
+	Code      int      `json:"code"`
+	Message   string   `json:"message"`
+	URL       string   `json:"url"`
+	Headers   []string `json:"headers"` // raw header lines of the handshake (--log-headers)
 }
 
 // URL is the backend's base URL.
 func (b *Backend) URL() string {
+	scheme := "http://"
+	if b.TLS {
+		scheme = "https://"
+	}
+	return scheme + b.Addr()
+}
+
+// Addr is the backend's host:port.
+func (b *Backend) Addr() string {
 	host := b.Host
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(b.Port))
+	return net.JoinHostPort(host, strconv.Itoa(b.Port))
 }
 
 // LaunchBackend starts backend.js without waiting for it to listen: it binds a port of the
 // kernel's choice (no race with other processes for a port picked in advance), which WaitReady
-// learns from its ready line. extra are more of its arguments (e.g. "--ping-interval", "1000").
+// learns from its ready line. extra are further backend.js arguments (--log-headers,
+// --ping-interval MS, --tls-cert FILE, ...).
 func LaunchBackend(t testing.TB, name, version string, extra ...string) *Backend {
 	t.Helper()
 	args := append([]string{"backend.js", "--port", "0", "--name", name, "--version", version}, extra...)
 	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(), Args: args})
-	return &Backend{Proc: p, Name: name, Version: version}
+	return &Backend{Proc: p, Name: name, Version: version, TLS: slices.Contains(extra, "--tls-cert")}
 }
 
 // LaunchBackendOn starts backend.js on host:port without waiting for it to listen: for
@@ -63,11 +76,11 @@ func LaunchBackendOn(t testing.TB, name, version, host string, port int) *Backen
 }
 
 // LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.
-func LaunchBackends(t testing.TB, n int, format, version string) []*Backend {
+func LaunchBackends(t testing.TB, n int, format, version string, extra ...string) []*Backend {
 	t.Helper()
 	bs := make([]*Backend, n)
 	for i := range bs {
-		bs[i] = LaunchBackend(t, fmt.Sprintf(format, i+1), version)
+		bs[i] = LaunchBackend(t, fmt.Sprintf(format, i+1), version, extra...)
 	}
 	return bs
 }
@@ -91,9 +104,9 @@ func WaitReady(t testing.TB, timeout time.Duration, bs ...*Backend) {
 }
 
 // StartBackends launches n backends (see LaunchBackends) and waits until they listen.
-func StartBackends(t testing.TB, n int, format, version string) []*Backend {
+func StartBackends(t testing.TB, n int, format, version string, extra ...string) []*Backend {
 	t.Helper()
-	bs := LaunchBackends(t, n, format, version)
+	bs := LaunchBackends(t, n, format, version, extra...)
 	WaitReady(t, BackendReadyTimeout, bs...)
 	return bs
 }
