@@ -6,7 +6,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"sioproxy/balancer"
+	"sioproxy/proxy"
 )
+
+var _ proxy.Metrics = (*Metrics)(nil)
 
 var requestKinds = []string{"poll", "handshake", "upgrade", "other"}
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -21,7 +24,17 @@ type Metrics struct {
 	sidUnknown prometheus.Counter
 	handshakes *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
+
+	clientConns    prometheus.Gauge
+	clientConnsMax prometheus.Gauge
+	refused        map[string]prometheus.Counter
+	refusedVec     *prometheus.CounterVec
+	tunnelsRefused prometheus.Counter
+	acceptErrors   prometheus.Counter
 }
+
+// refusedReasons are the reasons a client connection is closed at once (proxy.Refused*).
+var refusedReasons = []string{proxy.RefusedMaxConns, proxy.RefusedPerIP, proxy.RefusedFDReserve, proxy.RefusedProxyHeader}
 
 // NewMetrics registers the sioproxy metrics and a collector of per-backend gauges read from bal.
 func NewMetrics(bal *balancer.Balancer) *Metrics {
@@ -50,7 +63,27 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sioproxy_reloads_total", Help: "Config reloads, by result.",
 	}, []string{"result"})
+	m.clientConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_client_conns", Help: "Live client connections (WebSocket tunnels included).",
+	})
+	m.clientConnsMax = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_client_conns_max", Help: "The limit on client connections (proxy.max_client_conns; 0 = none).",
+	})
+	m.refusedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sioproxy_conns_refused_total", Help: "Client connections closed at once, by reason: max_conns, per_ip, fd_reserve (descriptors near the limit), proxy_header.",
+	}, []string{"reason"})
+	m.refused = make(map[string]prometheus.Counter, len(refusedReasons))
+	for _, r := range refusedReasons {
+		m.refused[r] = m.refusedVec.WithLabelValues(r)
+	}
+	m.tunnelsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sioproxy_tunnels_refused_total", Help: "WebSocket upgrades answered 503 at the tunnel limit (proxy.max_tunnels).",
+	})
+	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sioproxy_accept_errors_total", Help: "accept(2) failures (EMFILE, ...); the listener backs off 5 ms to 1 s and retries.",
+	})
 	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads,
+		m.clientConns, m.clientConnsMax, m.refusedVec, m.tunnelsRefused, m.acceptErrors,
 		backendCollector{bal}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,6 +113,27 @@ func (m *Metrics) SIDUnknown() { m.sidUnknown.Inc() }
 
 // Handshake implements proxy.Metrics.
 func (m *Metrics) Handshake(backendID string) { m.handshakes.WithLabelValues(backendID).Inc() }
+
+// ClientConns implements proxy.Metrics.
+func (m *Metrics) ClientConns(delta int) { m.clientConns.Add(float64(delta)) }
+
+// ClientConnsMax implements proxy.Metrics.
+func (m *Metrics) ClientConnsMax(n int) { m.clientConnsMax.Set(float64(n)) }
+
+// ConnRefused implements proxy.Metrics.
+func (m *Metrics) ConnRefused(reason string) {
+	if c, ok := m.refused[reason]; ok {
+		c.Inc()
+		return
+	}
+	m.refusedVec.WithLabelValues(reason).Inc()
+}
+
+// TunnelRefused implements proxy.Metrics.
+func (m *Metrics) TunnelRefused() { m.tunnelsRefused.Inc() }
+
+// AcceptError implements proxy.Metrics.
+func (m *Metrics) AcceptError() { m.acceptErrors.Inc() }
 
 // Reload counts a config reload ("ok" or "error").
 func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc() }

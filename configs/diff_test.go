@@ -58,7 +58,7 @@ func TestDiffSameFileTwice(t *testing.T) {
 
 func TestDiffNil(t *testing.T) {
 	got := Diff(nil, Default())
-	want := []string{"listen", "sticky", "balancer", "proxy", "log", "admin", "discovery", "health", "mirror"}
+	want := []string{"listen", "sticky", "balancer", "proxy", "log", "admin", "discovery", "health", "mirror", "tls"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Diff(nil, Default()) = %v, want %v", got, want)
 	}

@@ -31,6 +31,7 @@ type Settings struct {
 	DialTimeout        time.Duration  // backend dial timeout
 	TunnelIdleTimeout  time.Duration  // a tunnel silent both ways this long is closed
 	MaxConnsPerBackend int            // pooled connections per backend
+	MaxTunnels         int            // live WebSocket tunnels; an upgrade beyond gets 503 (0 = no limit)
 	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
 	AffinityCookie     string         // non-Engine.IO paths: cookie that pins a client to a backend
 	HashKey            KeyFunc        // affinity key of a new session (nil: none)
@@ -70,9 +71,10 @@ type Proxy struct {
 	table    *sticky.Table
 	now      func() time.Time
 
-	rt      atomic.Pointer[rtConfig]
-	clients sync.Map // backend ID -> *fasthttp.HostClient
-	tunnels *tunnelRegistry
+	rt        atomic.Pointer[rtConfig]
+	clients   sync.Map // backend ID -> *fasthttp.HostClient
+	tunnels   *tunnelRegistry
+	tunnelLog logEvery // the tunnel limit's log line, once a second at most
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
 	parkOnce sync.Once
 	park     *parker
@@ -90,6 +92,16 @@ type Metrics interface {
 	Request(kind string, status int, elapsed time.Duration)
 	SIDUnknown()
 	Handshake(backendID string)
+	ListenerMetrics
+}
+
+// ListenerMetrics receives the events of the client-facing listener and the tunnel limit.
+type ListenerMetrics interface {
+	ClientConns(delta int)     // client connections opened (+1) or closed (-1)
+	ClientConnsMax(n int)      // the limit on client connections (0 = none)
+	ConnRefused(reason string) // a client connection closed at once: Refused* reasons
+	TunnelRefused()            // an upgrade refused at the tunnel limit
+	AcceptError()              // accept(2) failed (EMFILE, ...); the listener backs off and retries
 }
 
 // NopMetrics counts nothing.
@@ -103,6 +115,21 @@ func (NopMetrics) SIDUnknown() {}
 
 // Handshake implements Metrics.
 func (NopMetrics) Handshake(string) {}
+
+// ClientConns implements Metrics.
+func (NopMetrics) ClientConns(int) {}
+
+// ClientConnsMax implements Metrics.
+func (NopMetrics) ClientConnsMax(int) {}
+
+// ConnRefused implements Metrics.
+func (NopMetrics) ConnRefused(string) {}
+
+// TunnelRefused implements Metrics.
+func (NopMetrics) TunnelRefused() {}
+
+// AcceptError implements Metrics.
+func (NopMetrics) AcceptError() {}
 
 // Option configures a Proxy.
 type Option func(*Proxy)

@@ -112,6 +112,9 @@ func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 // placeTunnel places a WebSocket-only session (no sid) and tunnels it, trying another backend when
 // one cannot be dialled. The session counts on its backend from placement on (its claim).
 func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
+	if p.tunnelsFull(ctx, rt) {
+		return
+	}
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
 	if rt.HashKey != nil {
@@ -150,6 +153,9 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 // dialled loses the session: the client gets Engine.IO's raw 400 and starts over. known tells
 // whether the ledger has the session (else it is adopted once the backend answers 101).
 func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backend, rawSID []byte, known bool) {
+	if p.tunnelsFull(ctx, rt) {
+		return // the session goes on polling
+	}
 	conn, err := dialBackend(be, rt.DialTimeout)
 	if err != nil {
 		p.balancer.ReportFailure(be)
@@ -225,16 +231,14 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		early, _ = br.Peek(n) // frames the backend sent right after 101 (WebSocket-only open packet)
 	}
 	sid := string(rawSID)
-	clientTCP, _ := ctx.Conn().(*net.TCPConn)
+	clientConn := ctx.Conn() // closing it closes the socket and releases the listener's limits
+	clientTCP := clientSocket(clientConn)
 	ctx.HijackSetNoResponse(true)
 	entry := p.ledger.openTunnel(be, claim, sid, p.now())
 	claim = balancer.Claim{} // the entry holds it now
 	ctx.Hijack(func(c net.Conn) {
-		// Close the socket itself: closing fasthttp's hijacked wrapper does nothing.
-		var client net.Conn = c
-		if clientTCP != nil {
-			client = clientTCP
-		}
+		// Close the connection itself: closing fasthttp's hijacked wrapper does nothing.
+		client := clientConn
 		t := &tunnel{client: client, backend: conn, backendID: be.ID}
 		ended := func() {
 			p.tunnels.remove(t)

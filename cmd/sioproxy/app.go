@@ -146,6 +146,7 @@ type app struct {
 	prober  *health.Prober
 	mirror  *mirror.Mirror // nil when no mirror is configured
 	metrics *admin.Metrics
+	front   *front // client listener: limits, TLS, PROXY protocol
 
 	mu        sync.Mutex // guards cfg and the discovery watchers during a reload
 	cfg       *configs.Config
@@ -164,6 +165,8 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 	}
 	defer log.Sync()
 	a := &app{log: log, opts: o, cfg: cfg, ctx: ctx, drains: map[string]context.CancelFunc{}}
+	soft, hard, err := proxy.RaiseNoFile()
+	log.Info("descriptor limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
 	if err := a.build(cfg); err != nil {
 		fmt.Fprintln(stderr, "sioproxy:", err)
 		return 1
@@ -173,6 +176,12 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 		fmt.Fprintln(stderr, "sioproxy:", err)
 		return 1
 	}
+	if a.front, err = openFront(ctx, log, cfg, ln, a.metrics); err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "sioproxy:", err)
+		return 1
+	}
+	defer a.front.close()
 	var adminSrv *http.Server
 	if cfg.Admin.Listen != "" {
 		aln, err := proxy.Listen(ctx, cfg.Admin.Listen)
@@ -207,7 +216,7 @@ func serve(ctx context.Context, cfg *configs.Config, o *options, stderr io.Write
 		go a.prober.Run(ctx)
 	}
 	served := make(chan error, 1)
-	go func() { served <- a.proxy.Serve(ln) }()
+	go func() { served <- a.proxy.Serve(a.front.ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
 		zap.Int("backends", len(a.bal.Snapshot().Backends)), zap.String("policy", cfg.Balancer.Policy))
 
@@ -357,6 +366,9 @@ func (a *app) Reload() error {
 
 func (a *app) reload() error {
 	if a.opts.config == "" {
+		if a.front.certs != nil {
+			return a.front.reloadCerts() // flags only: the certificate files are what can change
+		}
 		return errors.New("no config file to reload (started with flags only)")
 	}
 	cfg, err := loadConfig(a.opts)
@@ -395,6 +407,9 @@ func (a *app) apply(cfg *configs.Config) error {
 	if (a.mirror != nil) != mirrorConfigured(cfg.Mirror) {
 		return fmt.Errorf("adding or removing the mirror section needs a restart; enabled, sample and backends reload")
 	}
+	if err := a.front.apply(cfg); err != nil {
+		return err
+	}
 	a.bal.SetPolicy(pol)
 	a.set.Set("static", specs)
 	if a.mirror != nil {
@@ -432,6 +447,7 @@ func restartOnly(old, cfg *configs.Config) error {
 	check("balancer.ejection", old.Balancer.Ejection == cfg.Balancer.Ejection)
 	check("health.active", old.Health.Active == cfg.Health.Active)
 	check("mirror.queue", old.Mirror.Queue == cfg.Mirror.Queue)
+	keys = append(keys, frontRestartOnly(old, cfg)...)
 	if len(keys) > 0 {
 		return fmt.Errorf("%s cannot change on reload; restart instead (SO_REUSEPORT lets the new process start beside the old one)", strings.Join(keys, ", "))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 
 	"sioproxy/balancer"
@@ -44,6 +45,15 @@ func loadConfig(o *options) (*configs.Config, error) {
 	if o.set["policy"] {
 		cfg.Balancer.Policy = o.policy
 	}
+	if o.set["tls-cert"] != o.set["tls-key"] {
+		return nil, errors.New("-tls-cert and -tls-key go together")
+	}
+	if o.set["tls-cert"] {
+		cfg.TLS.Certificates = []configs.Certificate{{CertFile: o.tlsCert, KeyFile: o.tlsKey}}
+	}
+	if o.set["proxy-protocol-from"] {
+		cfg.ProxyProtocolFrom = append([]string(nil), o.ppFrom...)
+	}
 	if len(cfg.Backends) == 0 && !cfg.Discovery.Consul.Enabled() {
 		return nil, errors.New("no backends: give -backend URL (repeatable), -consul-service NAME, or a -config file with backends")
 	}
@@ -74,6 +84,7 @@ func settingsOf(cfg *configs.Config) proxy.Settings {
 		DialTimeout:        cfg.Proxy.DialTimeout.Duration(),
 		TunnelIdleTimeout:  cfg.Proxy.TunnelIdleTimeout.Duration(),
 		MaxConnsPerBackend: cfg.Proxy.MaxConnsPerBackend,
+		MaxTunnels:         limitsOf(cfg).MaxTunnels,
 		AffinityCookie:     cfg.Sticky.Cookie,
 	}
 	s.TrustedProxies = cfg.Proxy.TrustedPrefixes()
@@ -91,4 +102,32 @@ func balancerOptions(cfg *configs.Config) []balancer.Option {
 		balancer.WithEjection(b.Ejection.Cooldown.Duration(), b.Ejection.MaxFraction),
 		balancer.WithAdmission(b.Admission.Rate, b.Admission.Burst, int64(b.Admission.MaxSessions)),
 	}
+}
+
+// limitsOf derives the client limits of a config, automatic ones from the descriptor limit.
+func limitsOf(cfg *configs.Config) proxy.Limits {
+	p := cfg.Proxy
+	return proxy.ResolveLimits(proxy.Limits{
+		MaxClientConns: p.MaxClientConns,
+		MaxConnsPerIP:  p.MaxConnsPerIP,
+		MaxTunnels:     p.MaxTunnels,
+		ReservedFDs:    p.ReservedFDs,
+	}, proxy.NoFile())
+}
+
+// tlsOptionsOf derives the TLS termination options of a config.
+func tlsOptionsOf(cfg *configs.Config) proxy.TLSOptions {
+	t := cfg.TLS
+	o := proxy.TLSOptions{
+		MinVersion:     tls.VersionTLS12,
+		ClientCAFile:   t.ClientAuth.CAFile,
+		ClientOptional: t.ClientAuth.Mode == configs.ClientAuthOptional,
+	}
+	if t.MinVersion == configs.TLS13 {
+		o.MinVersion = tls.VersionTLS13
+	}
+	for _, c := range t.Certificates {
+		o.Certificates = append(o.Certificates, proxy.CertFiles{CertFile: c.CertFile, KeyFile: c.KeyFile})
+	}
+	return o
 }

@@ -24,6 +24,9 @@ type options struct {
 	admin     string
 	consul    string
 	services  listFlag
+	tlsCert   string
+	tlsKey    string
+	ppFrom    listFlag
 	version   bool
 	set       map[string]bool // flags given on the command line
 }
@@ -41,10 +44,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, error) 
 	fs.StringVar(&o.admin, "admin-listen", "", "admin API and metrics `address` (default 127.0.0.1:9090; empty string disables)")
 	fs.StringVar(&o.consul, "consul-addr", "", "Consul agent `host:port` for discovery")
 	fs.Var(&o.services, "consul-service", "Consul service `name` whose healthy instances are backends (repeatable)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS on -listen with this certificate `file` (PEM chain; with -tls-key); replaces the file's tls.certificates")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` (PEM) of -tls-cert")
+	fs.Var(&o.ppFrom, "proxy-protocol-from", "peer `CIDR` or IP whose connections begin with a PROXY v1/v2 header (repeatable); replaces the file's proxy_protocol_from")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage:
   %[1]s [-config FILE] [-listen ADDR] [-backend URL]... [-log-level LEVEL]
+  %[1]s -listen 0.0.0.0:443 -tls-cert FILE -tls-key FILE -backend URL...
   %[1]s -listen ADDR -consul-addr HOST:PORT -consul-service NAME...
   %[1]s check -config FILE     validate a config file and exit
   %[1]s demo                   run the proxy on 127.0.0.1:8080 in front of three demo backends
