@@ -2,6 +2,10 @@
 // A real Socket.IO server for the sioproxy end-to-end tests.
 //
 //   node backend.js --port P --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
+//                   [--log-headers] [--tls-cert FILE --tls-key FILE]
+//
+// --log-headers adds the handshake request's raw header lines ("headers": [name, value, ...]) to each
+// connection event. With --tls-cert and --tls-key the server speaks HTTPS (and WSS) instead of HTTP.
 //
 // It prints one JSON object per line on stdout:
 //   {"event":"ready","port":P,"name":NAME,"version":V}
@@ -14,13 +18,20 @@
 // backend although the session lives elsewhere: the Go tests assert there are none.
 //
 // Socket.IO handlers: echo (ack {backend, data}), bin (ack (Buffer, backend)), whoami (ack {backend,
-// transport, sid}). Plain HTTP: GET /__name answers the backend name, GET /__stats a JSON summary.
+// transport, sid}). Plain HTTP: GET /__name answers the backend name, GET /__stats a JSON summary,
+// /__headers the request as received ({method, url, httpVersion, rawHeaders}), GET /__sse?ms=M
+// a server-sent-events stream of one event a second for M ms, GET /__download?bytes=N N bytes with a
+// Content-Length, GET /__trailers a chunked body with an X-Checksum trailer, POST /__close-all closes
+// every live Engine.IO session (between test cases) and answers how many it closed.
 'use strict';
 
 const http = require('http');
+const https = require('https');
+const fs = require('fs');
 
 function parseArgs(argv) {
-  const out = { port: 0, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0 };
+  const out = { port: 0, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0,
+    logHeaders: false, tlsCert: '', tlsKey: '' };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -31,6 +42,9 @@ function parseArgs(argv) {
       case '--host': out.host = v; i++; break;
       case '--ping-interval': out.pingInterval = Number(v); i++; break;
       case '--ping-timeout': out.pingTimeout = Number(v); i++; break;
+      case '--log-headers': out.logHeaders = true; break;
+      case '--tls-cert': out.tlsCert = v; i++; break;
+      case '--tls-key': out.tlsKey = v; i++; break;
       default:
         process.stderr.write(`backend.js: unknown argument ${k}\n`);
         process.exit(2);
@@ -49,9 +63,70 @@ const log = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const stats = { connections: 0, disconnects: 0, upgrades: 0, connectionErrors: 0, unknownSid: 0, requests: 0 };
 const requestsBySid = new Map(); // sid -> request count (only for live sessions)
 
-const server = http.createServer((req, res) => {
+// A 64 KiB block of the download body: byte i of the body is i % 251.
+const block = Buffer.alloc(251 * 261);
+for (let i = 0; i < block.length; i++) block[i] = i % 251;
+
+// download writes n bytes (byte i = i % 251) with backpressure.
+function download(res, n) {
+  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(n) });
+  let left = n;
+  const pump = () => {
+    while (left > 0) {
+      const chunk = left >= block.length ? block : block.subarray(0, left);
+      left -= chunk.length;
+      if (!res.write(chunk)) { res.once('drain', pump); return; }
+    }
+    res.end();
+  };
+  pump();
+}
+
+function handler(req, res) {
   // Reached only for paths that are not the Engine.IO path (Socket.IO wraps this listener).
   const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/__headers') {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }));
+    });
+    return;
+  }
+  if (url.pathname === '/__sse') {
+    const ms = Number(url.searchParams.get('ms') || 5000);
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+    let n = 0;
+    const started = Date.now();
+    const tick = () => {
+      res.write(`id: ${n}\ndata: ${n}\n\n`);
+      n++;
+      if (Date.now() - started >= ms) { res.end('event: end\ndata: done\n\n'); return; }
+      timer = setTimeout(tick, 1000);
+    };
+    let timer = setTimeout(tick, 0);
+    req.on('close', () => clearTimeout(timer));
+    return;
+  }
+  if (url.pathname === '/__download') {
+    download(res, Number(url.searchParams.get('bytes') || 0));
+    return;
+  }
+  if (url.pathname === '/__trailers') {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Trailer': 'X-Checksum' });
+    res.write('part one, ');
+    res.write('part two');
+    res.addTrailers({ 'X-Checksum': 'c0ffee' });
+    res.end();
+    return;
+  }
+  if (url.pathname === '/__close-all' && req.method === 'POST') {
+    const clients = Object.values(io.engine.clients);
+    for (const c of clients) c.close();
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ closed: clients.length }));
+    return;
+  }
   if (url.pathname === '/__name') {
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end(args.name);
@@ -64,7 +139,11 @@ const server = http.createServer((req, res) => {
   }
   res.writeHead(404, { 'Content-Type': 'text/plain' });
   res.end('not found');
-});
+}
+
+const server = args.tlsCert
+  ? https.createServer({ cert: fs.readFileSync(args.tlsCert), key: fs.readFileSync(args.tlsKey) }, handler)
+  : http.createServer(handler);
 
 const opts = {};
 if (args.pingInterval) opts.pingInterval = args.pingInterval;
@@ -123,7 +202,9 @@ io.engine.on('connection', (conn) => {
   stats.connections++;
   // The handshake request itself carried no sid: count it here.
   requestsBySid.set(conn.id, 1);
-  log({ event: 'connection', sid: conn.id, transport: conn.transport.name });
+  const ev = { event: 'connection', sid: conn.id, transport: conn.transport.name };
+  if (args.logHeaders && conn.request) ev.headers = conn.request.rawHeaders;
+  log(ev);
   conn.on('upgrade', () => {
     stats.upgrades++;
     log({ event: 'upgrade', sid: conn.id, transport: conn.transport.name });

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -16,38 +17,49 @@ type Backend struct {
 	Name    string
 	Version string
 	Port    int
+	TLS     bool // started with --tls-cert: the URL is https
 }
 
 // BackendEvent is one JSON line of backend.js (see its header for the events).
 type BackendEvent struct {
-	Event     string `json:"event"`
-	SID       string `json:"sid"`
-	Transport string `json:"transport"`
-	Reason    string `json:"reason"`
-	Requests  int    `json:"requests"`
-	Code      int    `json:"code"`
-	Message   string `json:"message"`
-	URL       string `json:"url"`
+	Event     string   `json:"event"`
+	SID       string   `json:"sid"`
+	Transport string   `json:"transport"`
+	Reason    string   `json:"reason"`
+	Requests  int      `json:"requests"`
+	Code      int      `json:"code"`
+	Message   string   `json:"message"`
+	URL       string   `json:"url"`
+	Headers   []string `json:"headers"` // raw header lines of the handshake (--log-headers)
 }
 
 // URL is the backend's base URL.
-func (b *Backend) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", b.Port) }
+func (b *Backend) URL() string {
+	if b.TLS {
+		return fmt.Sprintf("https://127.0.0.1:%d", b.Port)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", b.Port)
+}
+
+// Addr is the backend's host:port.
+func (b *Backend) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
 
 // LaunchBackend starts backend.js on a free port without waiting for it to listen (see WaitReady).
-func LaunchBackend(t testing.TB, name, version string) *Backend {
+// extra are further backend.js arguments (--log-headers, --ping-interval MS, --tls-cert FILE, ...).
+func LaunchBackend(t testing.TB, name, version string, extra ...string) *Backend {
 	t.Helper()
 	port := FreePort(t)
-	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(),
-		Args: []string{"backend.js", "--port", strconv.Itoa(port), "--name", name, "--version", version}})
-	return &Backend{Proc: p, Name: name, Version: version, Port: port}
+	args := append([]string{"backend.js", "--port", strconv.Itoa(port), "--name", name, "--version", version}, extra...)
+	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(), Args: args})
+	return &Backend{Proc: p, Name: name, Version: version, Port: port, TLS: slices.Contains(extra, "--tls-cert")}
 }
 
 // LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.
-func LaunchBackends(t testing.TB, n int, format, version string) []*Backend {
+func LaunchBackends(t testing.TB, n int, format, version string, extra ...string) []*Backend {
 	t.Helper()
 	bs := make([]*Backend, n)
 	for i := range bs {
-		bs[i] = LaunchBackend(t, fmt.Sprintf(format, i+1), version)
+		bs[i] = LaunchBackend(t, fmt.Sprintf(format, i+1), version, extra...)
 	}
 	return bs
 }
@@ -63,9 +75,9 @@ func WaitReady(t testing.TB, timeout time.Duration, bs ...*Backend) {
 }
 
 // StartBackends launches n backends (see LaunchBackends) and waits until they listen.
-func StartBackends(t testing.TB, n int, format, version string) []*Backend {
+func StartBackends(t testing.TB, n int, format, version string, extra ...string) []*Backend {
 	t.Helper()
-	bs := LaunchBackends(t, n, format, version)
+	bs := LaunchBackends(t, n, format, version, extra...)
 	WaitReady(t, BackendReadyTimeout, bs...)
 	return bs
 }

@@ -20,6 +20,7 @@ type Requirements struct {
 	Proxy       bool     // build ./cmd/sioproxy once, or use $SIOPROXY_BIN
 	Chromium    bool     // $SIOPROXY_CHROMIUM, default /usr/bin/chromium
 	Consul      bool     // the Consul agent binary of health/consultest
+	Tools       []string // executables looked up on PATH, then in /usr/sbin and /sbin (haproxy, nginx, openssl, prlimit)
 	Hint        string   // how to install what is missing
 	AfterAll    func()   // runs after the tests, before the scratch directory is removed
 }
@@ -33,6 +34,7 @@ var (
 	nodeBin  string
 	proxyBin string
 	chromium string
+	tools    = map[string]string{}
 	scratch  string // temporary directory of this test binary
 	logDir   string // tmp/e2e-logs/<package> under root
 )
@@ -102,6 +104,13 @@ func setup(r Requirements) error {
 			return fmt.Errorf("%s is missing; %s", p, r.Hint)
 		}
 	}
+	for _, name := range r.Tools {
+		path, err := lookTool(name)
+		if err != nil {
+			return fmt.Errorf("%s not found on PATH nor in /usr/sbin (Debian: apt-get install %s); %s", name, toolPackage(name), r.Hint)
+		}
+		tools[name] = path
+	}
 	if r.Consul {
 		if _, err := consultest.Binary(); err != nil {
 			return fmt.Errorf("%v; %s", err, r.Hint)
@@ -127,6 +136,37 @@ func buildProxy() error {
 		return fmt.Errorf("go build ./cmd/sioproxy: %w", err)
 	}
 	return nil
+}
+
+// lookTool finds an executable on PATH or in the sbin directories, which are not on every PATH.
+func lookTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// toolPackage names the Debian package of a tool, for the error hint.
+func toolPackage(name string) string {
+	if name == "prlimit" {
+		return "util-linux"
+	}
+	return name
+}
+
+// Tool is the path of an executable named in Requirements.Tools.
+func Tool(name string) string {
+	p, ok := tools[name]
+	if !ok {
+		panic("testkit.Tool(" + name + "): not in Requirements.Tools")
+	}
+	return p
 }
 
 // Root is the directory of the sioproxy module.

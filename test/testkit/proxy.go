@@ -14,6 +14,9 @@ type ProxySpec struct {
 	Addr  string   // client listener (-listen); "" picks a free loopback port
 	Admin string   // admin listener (-admin-listen); "" turns it off
 	Args  []string // further arguments, after -listen and -admin-listen
+	// Prefix runs the binary through another command, e.g. {"prlimit", "--nofile=256:256", "--"};
+	// that command must exec the binary so that the process is the proxy itself.
+	Prefix []string
 }
 
 // Proxy is a running sioproxy binary and its listeners.
@@ -39,7 +42,12 @@ func LaunchProxy(t testing.TB, s ProxySpec) *Proxy {
 		s.Addr = FreeAddr(t)
 	}
 	args := append([]string{"-listen", s.Addr, "-admin-listen=" + s.Admin}, s.Args...)
-	p := Start(t, Command{Name: s.Name, Dir: Root(), Bin: ProxyBin(), Args: args})
+	bin := ProxyBin()
+	if len(s.Prefix) > 0 {
+		args = append(append(append([]string{}, s.Prefix[1:]...), bin), args...)
+		bin = s.Prefix[0]
+	}
+	p := Start(t, Command{Name: s.Name, Dir: Root(), Bin: bin, Args: args})
 	return &Proxy{Proc: p, Addr: s.Addr, Admin: s.Admin}
 }
 

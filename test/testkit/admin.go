@@ -1,0 +1,137 @@
+package testkit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var adminClient = &http.Client{Timeout: 10 * time.Second}
+
+// BackendState is one backend as the admin API's GET /backends shows it.
+type BackendState struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	State    string `json:"state"`
+	Sessions int64  `json:"sessions"`
+	Tunnels  int64  `json:"tunnels"`
+	InFlight int64  `json:"in_flight"`
+	Failures uint64 `json:"failures"`
+	Ejected  bool   `json:"ejected"`
+	Tag      string `json:"tag"`
+}
+
+// BackendStates returns GET /backends of the proxy's admin listener, by backend id.
+func (p *Proxy) BackendStates() (map[string]BackendState, error) {
+	resp, err := adminClient.Get(p.AdminURL("/backends"))
+	if err != nil {
+		return nil, fmt.Errorf("GET /backends: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /backends: status %d", resp.StatusCode)
+	}
+	var vs []BackendState
+	if err := json.NewDecoder(resp.Body).Decode(&vs); err != nil {
+		return nil, fmt.Errorf("GET /backends: %w", err)
+	}
+	out := make(map[string]BackendState, len(vs))
+	for _, v := range vs {
+		out[v.ID] = v
+	}
+	return out, nil
+}
+
+// Backends is BackendStates that fails the test on error.
+func (p *Proxy) Backends(t testing.TB) map[string]BackendState {
+	t.Helper()
+	m, err := p.BackendStates()
+	if err != nil {
+		t.Fatalf("%s: %v", p.Name, err)
+	}
+	return m
+}
+
+// SessionSum is the sum of the backends' live session counts.
+func SessionSum(m map[string]BackendState) int64 {
+	var n int64
+	for _, b := range m {
+		n += b.Sessions
+	}
+	return n
+}
+
+// MetricsText returns the text of GET /metrics of the admin listener.
+func (p *Proxy) MetricsText() (string, error) {
+	resp, err := adminClient.Get(p.AdminURL("/metrics"))
+	if err != nil {
+		return "", fmt.Errorf("GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("GET /metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
+	}
+	return string(body), nil
+}
+
+// MetricValue sums the samples of metric name in a Prometheus text exposition whose label set
+// contains every one of labels (each written `key="value"`); found is false when no sample matched.
+func MetricValue(text, name string, labels ...string) (sum float64, found bool) {
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
+		}
+		match := true
+		for _, want := range labels {
+			match = match && strings.Contains(l, want)
+		}
+		if !match {
+			continue
+		}
+		if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+			sum += v
+			found = true
+		}
+	}
+	return sum, found
+}
+
+// Metric reads one metric from the admin listener (see MetricValue); found is false when the proxy
+// does not export it (or no sample matched).
+func (p *Proxy) Metric(t testing.TB, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	text, err := p.MetricsText()
+	if err != nil {
+		t.Fatalf("%s: %v", p.Name, err)
+	}
+	v, ok := MetricValue(text, name, labels...)
+	return v, ok
+}
+
+// Healthy reports whether the process runs and its admin listener answers GET /healthz.
+func (p *Proxy) Healthy() error {
+	if p.Exited() {
+		return fmt.Errorf("%s exited: %v", p.Name, p.Err())
+	}
+	if p.Admin == "" {
+		return nil
+	}
+	resp, err := adminClient.Get(p.AdminURL("/healthz"))
+	if err != nil {
+		return fmt.Errorf("%s: GET /healthz: %w", p.Name, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: GET /healthz: status %d", p.Name, resp.StatusCode)
+	}
+	return nil
+}
