@@ -325,6 +325,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	req.Header.SetNoDefaultContentType(true) // forward the request as sent: an added octet-stream type breaks engine.io POSTs
 	var scratch [128]byte
 	setForwarded(ctx, rt.trusted, scratch[:0])
+	// The scheme is the backend's: a request that came in over TLS goes to a plain backend as http.
+	if be.TLS {
+		req.URI().SetSchemeBytes(valueHTTPS)
+	} else {
+		req.URI().SetSchemeBytes(valueHTTP)
+	}
 	be.InFlight.Add(1)
 	err := p.client(be, rt).Do(req, &ctx.Response)
 	be.InFlight.Add(-1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -278,6 +279,19 @@ func TestTunnelOverTLSAndCounts(t *testing.T) {
 				lo.TLS, scheme = store.ServerConfig(), "wss"
 			}
 			tp, ln := startFrontProxy(t, nil, specsOf(b), lo)
+			// Polling over TLS reaches the plain backend (the forwarded request's scheme is the backend's).
+			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+			web := map[bool]string{false: "http", true: "https"}[secure]
+			resp, err := hc.Get(web + "://" + tp.addr + "/socket.io/?EIO=4&transport=polling&t=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), `"sid":"`) {
+				t.Fatalf("polling handshake: %d %q", resp.StatusCode, body)
+			}
+			hc.CloseIdleConnections()
 			d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, HandshakeTimeout: 3 * time.Second}
 			c, resp, err := d.Dial(scheme+"://"+tp.addr+"/socket.io/?EIO=4&transport=websocket", nil)
 			if err != nil {
@@ -292,7 +306,7 @@ func TestTunnelOverTLSAndCounts(t *testing.T) {
 					t.Fatalf("echo %d: %q %v", i, msg, err)
 				}
 			}
-			if ln.ClientConns() != 1 || tp.Tunnels() != 1 {
+			if !eventually(func() bool { return ln.ClientConns() == 1 && tp.Tunnels() == 1 }) {
 				t.Errorf("while open: client conns %d, tunnels %d; want 1, 1", ln.ClientConns(), tp.Tunnels())
 			}
 			c.Close()
