@@ -18,9 +18,18 @@ install_deps() {
   need=()
   command -v chromium >/dev/null || need+=(chromium)
   command -v node >/dev/null || need+=(nodejs npm)
+  # Peers and tools of the end-to-end suites: HAProxy and nginx in front of sioproxy, the PROXY
+  # protocol (HAProxy send-proxy), Chromium's NSS database for the https demo (certutil), prlimit.
+  [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
+  command -v certutil >/dev/null || need+=(libnss3-tools)
+  command -v prlimit >/dev/null || need+=(util-linux)
+  command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+      # Debian starts the packaged services; the tests run their own instances.
+      for s in haproxy nginx; do (systemctl stop "$s" || service "$s" stop) >/dev/null 2>&1 || true; done
     else
       echo "missing: ${need[*]} (install them with apt-get as root)" >&2; exit 1
     fi
