@@ -51,3 +51,12 @@ func BenchmarkPollThroughProxy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpenFDs is the descriptor count the listener takes on every accept (descriptor reserve).
+func BenchmarkOpenFDs(b *testing.B) {
+	for b.Loop() {
+		if OpenFDs() < 0 {
+			b.Fatal("OpenFDs failed")
+		}
+	}
+}

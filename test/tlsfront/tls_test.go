@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -159,5 +160,37 @@ func TestCertificateReloadUnder500WSS(t *testing.T) {
 	}
 	if err := px.Healthy(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRedirectToHTTPS: tls.redirect_listen answers plain HTTP with a 308 to the same host and URI on
+// the https listener, which then serves it.
+func TestRedirectToHTTPS(t *testing.T) {
+	k := newPKI(t)
+	bs := testkit.StartBackends(t, 1, "redir%d", "4")
+	plain := testkit.FreeAddr(t)
+	px := startTLSProxy(t, bs, certYAML(k.site)+"redirect_listen: "+plain+"\n")
+	_, port, _ := net.SplitHostPort(px.Addr)
+	testkit.WaitTCP(t, px.Proc, plain, testkit.ProxyReadyTimeout)
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	_, plainPort, _ := net.SplitHostPort(plain)
+	resp, err := noFollow.Get("http://localhost:" + plainPort + "/__name?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "https://localhost:" + port + "/__name?x=1"
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("plain request: %d Location %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	follow := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: k.ca.Pool()}}}
+	resp, err = follow.Get("http://localhost:" + plainPort + "/__name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != bs[0].Name || resp.TLS == nil {
+		t.Errorf("after the redirect: %d %q (TLS %v), want 200 %q over TLS", resp.StatusCode, body, resp.TLS != nil, bs[0].Name)
 	}
 }
