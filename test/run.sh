@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (npm packages from the lock file,
-# Debian's chromium for the browser test, the Consul agent built from its Go module), then runs the
-# unit tests (with -race), short fuzzing of every parser, and the end-to-end tests against real
-# Socket.IO servers and clients, a real Consul agent and a real browser.
+# Debian's chromium for the browser test, haproxy and nginx for the tests behind real fronts,
+# openssl and prlimit for the TLS and descriptor-limit tests, the Consul agent built from its Go
+# module), then runs the unit tests (with -race), short fuzzing of every parser, and the
+# end-to-end tests against real Socket.IO servers and clients, a real Consul agent, a real browser
+# and real HAProxy and nginx.
 #
 #   ./test/run.sh            everything
 #   ./test/run.sh unit       unit tests only (no installs)
@@ -16,15 +18,15 @@ step() { printf '\n==> %s\n' "$*"; }
 install_deps() {
   step "installing test dependencies"
   need=()
-  command -v chromium >/dev/null || need+=(chromium)
-  command -v node >/dev/null || need+=(nodejs npm)
-  # Peers and tools of the end-to-end suites: HAProxy and nginx in front of sioproxy, the PROXY
-  # protocol (HAProxy send-proxy), Chromium's NSS database for the https demo (certutil), prlimit.
-  [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
-  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
-  command -v certutil >/dev/null || need+=(libnss3-tools)
-  command -v prlimit >/dev/null || need+=(util-linux)
-  command -v openssl >/dev/null || need+=(openssl)
+  # sbin tools: not on every PATH, so look there too.
+  has() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+  has chromium || need+=(chromium)
+  has node || need+=(nodejs npm)
+  has haproxy || need+=(haproxy)
+  has nginx || need+=(nginx)
+  has openssl || need+=(openssl)
+  has prlimit || need+=(util-linux)
+  has certutil || need+=(libnss3-tools) # Chromium's NSS database for the https demo
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -116,6 +116,7 @@ func runCase(t *testing.T, cl *cluster, hc *hostileCase) {
 	if rerr == io.EOF {
 		resp = nil
 	}
+	t.Logf("answer: %s", answerLine(resp, rerr))
 	hc.want(t, r, resp, rerr)
 
 	// The connection: usable again when the answer keeps it open, else closed by the proxy.
@@ -152,6 +153,21 @@ func runCase(t *testing.T, cl *cluster, hc *hostileCase) {
 	if err := px.Healthy(); err != nil {
 		t.Errorf("process: %v", err)
 	}
+}
+
+// answerLine is the status line of an answer (or what came instead), for the test log.
+func answerLine(resp *testkit.RawResponse, err error) string {
+	switch {
+	case resp == nil && err == nil:
+		return "closed without an answer"
+	case resp == nil || resp.Status == 0:
+		return fmt.Sprintf("no answer (%v)", err)
+	}
+	line, _, _ := strings.Cut(string(resp.Head), "\r\n")
+	if len(resp.Body) > 0 && len(resp.Body) <= 80 {
+		line += fmt.Sprintf(" %q", resp.Body)
+	}
+	return line
 }
 
 // canaryRequest is a plain request any backend answers with its name.

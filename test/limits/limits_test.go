@@ -487,3 +487,7 @@ func memory(t *testing.T, px *testkit.Proxy) (rss, heap int64) {
 	}
 	return kb << 10, int64(h)
 }
+
+func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -19,7 +19,7 @@
 //
 // Socket.IO handlers: echo (ack {backend, data}), bin (ack (Buffer, backend)), whoami (ack {backend,
 // transport, sid}). Plain HTTP: GET /__name answers the backend name, GET /__stats a JSON summary,
-// /__headers the request as received ({method, url, httpVersion, rawHeaders}), GET /__sse?ms=M
+// /__headers the request as received ({method, url, httpVersion, rawHeaders, rawTrailers, bodyBytes}), GET /__sse?ms=M
 // a server-sent-events stream of one event a second for M ms, GET /__download?bytes=N N bytes with a
 // Content-Length, GET /__trailers a chunked body with an X-Checksum trailer, POST /__close-all closes
 // every live Engine.IO session (between test cases) and answers how many it closed.
@@ -86,10 +86,11 @@ function handler(req, res) {
   // Reached only for paths that are not the Engine.IO path (Socket.IO wraps this listener).
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/__headers') {
-    req.resume();
+    let bodyBytes = 0;
+    req.on('data', (c) => { bodyBytes += c.length; });
     req.on('end', () => {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ method: req.method, url: req.url, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }));
+      res.end(JSON.stringify({ method: req.method, url: req.url, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders, rawTrailers: req.rawTrailers, bodyBytes }));
     });
     return;
   }

@@ -17,6 +17,7 @@ type ProxySpec struct {
 	// Prefix runs the binary through another command, e.g. {"prlimit", "--nofile=256:256", "--"};
 	// that command must exec the binary so that the process is the proxy itself.
 	Prefix []string
+	Env    []string // added to the environment, e.g. "SSL_CERT_FILE=/path/ca.pem"
 }
 
 // Proxy is a running sioproxy binary and its listeners.
@@ -47,7 +48,7 @@ func LaunchProxy(t testing.TB, s ProxySpec) *Proxy {
 		args = append(append(append([]string{}, s.Prefix[1:]...), bin), args...)
 		bin = s.Prefix[0]
 	}
-	p := Start(t, Command{Name: s.Name, Dir: Root(), Bin: bin, Args: args})
+	p := Start(t, Command{Name: s.Name, Dir: Root(), Bin: bin, Args: args, Env: s.Env})
 	return &Proxy{Proc: p, Addr: s.Addr, Admin: s.Admin}
 }
 
