@@ -10,27 +10,51 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"sioproxy/balancer"
+	"sioproxy/proxy"
 )
 
 type fakeController struct {
+	mu       sync.Mutex
 	drained  map[string]time.Duration
+	rates    map[string]float64
+	calls    int // Drain, Undrain and Reload calls
 	reloadOK bool
 	ready    bool
 }
 
-func (f *fakeController) Drain(id string, d time.Duration, _ float64) error {
-	if id != "a" && id != "b" {
+func (f *fakeController) Drain(id string, d time.Duration, rate float64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if id != "a" && id != "b" && id != "http://127.0.0.1:3/x" {
 		return fmt.Errorf("%w: %s", ErrUnknownBackend, id)
 	}
 	f.drained[id] = d
+	f.rates[id] = rate
 	return nil
 }
-func (f *fakeController) Undrain(id string) error { delete(f.drained, id); return nil }
+
+func (f *fakeController) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+func (f *fakeController) Undrain(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	delete(f.drained, id)
+	return nil
+}
 func (f *fakeController) Reload() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
 	if !f.reloadOK {
 		return errors.New("c.yaml:3: proxy.x: unknown key")
 	}
@@ -43,10 +67,14 @@ func newTestAPI(t *testing.T, token string) (*httptest.Server, *fakeController, 
 	bal := balancer.New(balancer.NewRoundRobin())
 	bal.Update([]balancer.Spec{{ID: "a", Addr: "127.0.0.1:1", Weight: 1, State: balancer.Active, Source: "static"},
 		{ID: "b", Addr: "127.0.0.1:2", Weight: 2, State: balancer.Draining, Source: "consul"}})
-	fc := &fakeController{drained: map[string]time.Duration{}, ready: true}
+	fc := &fakeController{drained: map[string]time.Duration{}, rates: map[string]float64{}, ready: true}
 	m := NewMetrics(bal)
-	srv := httptest.NewServer(Handler(Options{Balancer: bal, Controller: fc, Metrics: m, Token: token}))
-	t.Cleanup(srv.Close)
+	stop := make(chan struct{})
+	srv := httptest.NewServer(Handler(Options{Balancer: bal, Controller: fc, Metrics: m, Token: token, Stop: stop}))
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+	})
 	return srv, fc, m, bal
 }
 
@@ -146,12 +174,15 @@ func TestMutatingNeedsLoopbackWithoutToken(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	srv, _, m, bal := newTestAPI(t, "")
-	m.Request("poll", 200, 3*time.Millisecond)
-	m.Request("poll", 200, time.Millisecond)
-	m.Request("handshake", 503, time.Millisecond)
-	m.Request("upgrade", 101, time.Millisecond)
+	m.Request(proxy.KindPoll, 200, 3*time.Millisecond)
+	m.Request(proxy.KindPoll, 200, time.Millisecond)
+	m.Request(proxy.KindHandshake, 503, time.Millisecond)
+	m.Request(proxy.KindUpgrade, 101, time.Millisecond)
 	m.SIDUnknown()
 	m.Handshake("a")
+	m.Unavailable(balancer.AllFull)
+	m.Unavailable(balancer.NoBackends)
+	m.Unavailable(balancer.NoBackends)
 	bal.Snapshot().ByID("b").Tunnels.Add(4)
 	code, body := call(t, "GET", srv.URL+"/metrics", "")
 	for _, want := range []string{
@@ -160,6 +191,8 @@ func TestMetrics(t *testing.T) {
 		`sioproxy_requests_total{code="1xx",kind="upgrade"} 1`,
 		`sioproxy_sid_unknown_total 1`,
 		`sioproxy_handshakes_total{backend="a"} 1`,
+		`sioproxy_unavailable_total{reason="all_full"} 1`,
+		`sioproxy_unavailable_total{reason="no_backends"} 2`,
 		`sioproxy_backend_tunnels{backend="b"} 4`,
 		`sioproxy_backend_active{backend="b"} 0`,
 		`sioproxy_request_duration_seconds_count{kind="poll"} 2`,
@@ -174,7 +207,7 @@ func BenchmarkMetricsRequest(b *testing.B) {
 	m := NewMetrics(balancer.New(balancer.NewRoundRobin()))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		m.Request("poll", 200, time.Millisecond)
+		m.Request(proxy.KindPoll, 200, time.Millisecond)
 	}
 }
 
@@ -193,8 +226,10 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, _, m, _ := newTestAPI(t, "")
-	m.WatchConsul(func() bool { return true }, func() time.Duration { return time.Second })
-	m.Request("handshake", 200, time.Millisecond)
+	if err := m.RegisterDiscovery("consul", func() bool { return true }, func() time.Duration { return time.Second }); err != nil {
+		t.Fatal(err)
+	}
+	m.Request(proxy.KindHandshake, 200, time.Millisecond)
 	m.SIDUnknown()
 	m.Handshake("a")
 	m.Reload("ok")
@@ -214,5 +249,21 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("dashboard has only %d metric references", n)
+	}
+}
+
+// A provider's gauges are registered once; a second registration is an error, never a panic (a
+// reload that re-registered them used to kill the process).
+func TestRegisterDiscoveryTwice(t *testing.T) {
+	_, _, m, _ := newTestAPI(t, "")
+	up := func() bool { return true }
+	if err := m.RegisterDiscovery("consul", up, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterDiscovery("consul", up, nil); err == nil {
+		t.Fatal("second registration of the consul gauges succeeded")
+	}
+	if err := m.RegisterDiscovery("kubernetes", up, nil); err != nil {
+		t.Fatalf("another provider: %v", err)
 	}
 }

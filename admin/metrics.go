@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +13,6 @@ import (
 
 var _ proxy.Metrics = (*Metrics)(nil)
 
-var requestKinds = []string{"poll", "handshake", "upgrade", "other"}
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Metrics is the proxy's Prometheus instrumentation. It has its own registry (no global state) and
@@ -19,11 +20,18 @@ var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests   [4][5]prometheus.Counter
-	latency    [4]prometheus.Observer
-	sidUnknown prometheus.Counter
-	handshakes *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
+	requests    [proxy.NumKinds][5]prometheus.Counter
+	latency     [proxy.NumKinds]prometheus.Observer
+	sidUnknown  prometheus.Counter
+	handshakes  *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	reloadOK    prometheus.Gauge
+	reloadAt    prometheus.Gauge
+	unavailable [3]prometheus.Counter // by balancer.Reason (OK unused)
+
+	// totals of the same events, read by the dashboard's history sampler without going through
+	// Prometheus.
+	nHandshakes, nSIDUnknown, nUnavailable, nReloads, nReloadErrors atomic.Uint64
 
 	clientConns    prometheus.Gauge
 	clientConnsMax prometheus.Gauge
@@ -48,11 +56,11 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 		Help:    "Time from request to response, backend included (long-polls wait for data), by kind.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"kind"})
-	for i, k := range requestKinds {
+	for k := range proxy.NumKinds {
 		for j, c := range statusClasses {
-			m.requests[i][j] = reqs.WithLabelValues(k, c)
+			m.requests[k][j] = reqs.WithLabelValues(k.String(), c)
 		}
-		m.latency[i] = lat.WithLabelValues(k)
+		m.latency[k] = lat.WithLabelValues(k.String())
 	}
 	m.sidUnknown = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sioproxy_sid_unknown_total", Help: `Requests answered 400 "Session ID unknown" by the proxy (unknown sid or owner unreachable).`,
@@ -63,6 +71,22 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sioproxy_reloads_total", Help: "Config reloads, by result.",
 	}, []string{"result"})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_config_last_reload_successful", Help: "1 when the last config reload was applied (or none was tried), 0 when it was refused.",
+	})
+	m.reloadOK.Set(1)
+	m.reloadAt = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last applied config (the start, or the last successful reload).",
+	})
+	m.reloadAt.SetToCurrentTime()
+	unavailable := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sioproxy_unavailable_total",
+		Help: "New sessions answered 503 with Retry-After because no backend could take them, by reason " +
+			"(all_full: every eligible backend over its admission limits; no_backends: none eligible).",
+	}, []string{"reason"})
+	for _, r := range []balancer.Reason{balancer.NoBackends, balancer.AllFull} {
+		m.unavailable[r] = unavailable.WithLabelValues(r.String())
+	}
 	m.clientConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sioproxy_client_conns", Help: "Live client connections (WebSocket tunnels included).",
 	})
@@ -82,37 +106,45 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sioproxy_accept_errors_total", Help: "accept(2) failures (EMFILE, ...); the listener backs off 5 ms to 1 s and retries.",
 	})
-	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads,
+	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads, m.reloadOK, m.reloadAt, unavailable,
 		m.clientConns, m.clientConnsMax, m.refusedVec, m.tunnelsRefused, m.acceptErrors,
 		backendCollector{bal}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
 // Request implements proxy.Metrics.
-func (m *Metrics) Request(kind string, status int, elapsed time.Duration) {
-	k := kindIndex(kind)
+func (m *Metrics) Request(kind proxy.Kind, status int, elapsed time.Duration) {
+	if kind >= proxy.NumKinds {
+		kind = proxy.KindOther
+	}
 	c := status/100 - 1
 	if c < 0 || c > 4 {
 		c = 4
 	}
-	m.requests[k][c].Inc()
-	m.latency[k].Observe(elapsed.Seconds())
-}
-
-func kindIndex(kind string) int {
-	for i, k := range requestKinds {
-		if k == kind {
-			return i
-		}
-	}
-	return 3
+	m.requests[kind][c].Inc()
+	m.latency[kind].Observe(elapsed.Seconds())
 }
 
 // SIDUnknown implements proxy.Metrics.
-func (m *Metrics) SIDUnknown() { m.sidUnknown.Inc() }
+func (m *Metrics) SIDUnknown() {
+	m.sidUnknown.Inc()
+	m.nSIDUnknown.Add(1)
+}
 
 // Handshake implements proxy.Metrics.
-func (m *Metrics) Handshake(backendID string) { m.handshakes.WithLabelValues(backendID).Inc() }
+func (m *Metrics) Handshake(backendID string) {
+	m.handshakes.WithLabelValues(backendID).Inc()
+	m.nHandshakes.Add(1)
+}
+
+// Unavailable implements proxy.Metrics.
+func (m *Metrics) Unavailable(reason balancer.Reason) {
+	if reason != balancer.NoBackends && reason != balancer.AllFull {
+		reason = balancer.NoBackends
+	}
+	m.unavailable[reason].Inc()
+	m.nUnavailable.Add(1)
+}
 
 // ClientConns implements proxy.Metrics.
 func (m *Metrics) ClientConns(delta int) { m.clientConns.Add(float64(delta)) }
@@ -136,7 +168,36 @@ func (m *Metrics) TunnelRefused() { m.tunnelsRefused.Inc() }
 func (m *Metrics) AcceptError() { m.acceptErrors.Inc() }
 
 // Reload counts a config reload ("ok" or "error").
-func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc() }
+func (m *Metrics) Reload(result string) {
+	m.reloads.WithLabelValues(result).Inc()
+	if result == "ok" {
+		m.reloadOK.Set(1)
+		m.reloadAt.SetToCurrentTime()
+	} else {
+		m.reloadOK.Set(0)
+	}
+	m.nReloads.Add(1)
+	if result != "ok" {
+		m.nReloadErrors.Add(1)
+	}
+}
+
+// Counts are the process's totals of the events the dashboard charts.
+type Counts struct {
+	Handshakes   uint64 `json:"handshakes"`    // sessions created
+	SIDUnknown   uint64 `json:"sid_unknown"`   // "Session ID unknown" answers
+	Unavailable  uint64 `json:"unavailable"`   // 503s to new sessions
+	Reloads      uint64 `json:"reloads"`       // config reloads, refused ones included
+	ReloadErrors uint64 `json:"reload_errors"` // refused reloads
+}
+
+// Counts returns the totals so far (zero for a nil Metrics).
+func (m *Metrics) Counts() Counts {
+	if m == nil {
+		return Counts{}
+	}
+	return Counts{m.nHandshakes.Load(), m.nSIDUnknown.Load(), m.nUnavailable.Load(), m.nReloads.Load(), m.nReloadErrors.Load()}
+}
 
 // backendCollector exports the live counters of every backend of the current snapshot.
 type backendCollector struct{ bal *balancer.Balancer }
@@ -171,17 +232,30 @@ func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// WatchConsul exports the state of Consul discovery.
-func (m *Metrics) WatchConsul(healthy func() bool, indexAge func() time.Duration) {
-	m.Registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sioproxy_consul_healthy", Help: "1 when every Consul watch's last query succeeded."},
-			func() float64 {
-				if healthy() {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sioproxy_consul_last_index_age_seconds", Help: "Seconds since the oldest Consul watch last got an answer."},
-			func() float64 { return indexAge().Seconds() }),
-	)
+// RegisterDiscovery exports the state of one discovery provider (provider is "consul" or
+// "kubernetes"): sioproxy_<provider>_healthy, and sioproxy_<provider>_last_index_age_seconds when age
+// is not nil. Register a provider once for the life of the process: healthy and age read whatever
+// watcher is current (a reload replaces it). A second registration of a name is an error.
+func (m *Metrics) RegisterDiscovery(provider string, healthy func() bool, age func() time.Duration) error {
+	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sioproxy_" + provider + "_healthy",
+		Help: "1 when the last request of every " + provider + " watch succeeded.",
+	}, func() float64 {
+		if healthy() {
+			return 1
+		}
+		return 0
+	})}
+	if age != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sioproxy_" + provider + "_last_index_age_seconds",
+			Help: "Seconds since the oldest " + provider + " watch last got an answer.",
+		}, func() float64 { return age().Seconds() }))
+	}
+	for _, c := range cs {
+		if err := m.Registry.Register(c); err != nil {
+			return fmt.Errorf("metrics: %s discovery: %w", provider, err)
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -24,36 +23,19 @@ func TestStringers(t *testing.T) {
 	}
 }
 
-func TestPolicyByName(t *testing.T) {
-	tests := []struct {
-		name    string
-		want    string
-		wantErr bool
-	}{
-		{"", "balancer.P2C", false},
-		{"p2c", "balancer.P2C", false},
-		{"round_robin", "*balancer.RoundRobin", false},
-		{"least_sessions", "balancer.LeastSessions", false},
-		{"hash", "*balancer.Hash", false},
-		{"random", "", true},
-		{"RoundRobin", "", true},
+// testPolicyNames and testPolicy give every policy under the names the config uses.
+var testPolicyNames = []string{"round_robin", "least_sessions", "p2c", "hash"}
+
+func testPolicy(name string) Policy {
+	switch name {
+	case "round_robin":
+		return NewRoundRobin()
+	case "least_sessions":
+		return NewLeastSessions()
+	case "hash":
+		return NewHash(0.25)
 	}
-	for _, tt := range tests {
-		p, err := PolicyByName(tt.name, PolicyConfig{KeySource: "header:X-User"})
-		if (err != nil) != tt.wantErr {
-			t.Fatalf("%q: err %v, wantErr %v", tt.name, err, tt.wantErr)
-		}
-		if err == nil && fmt.Sprintf("%T", p) != tt.want {
-			t.Fatalf("%q: got %T, want %s", tt.name, p, tt.want)
-		}
-	}
-	p, _ := PolicyByName("hash", PolicyConfig{KeySource: "header:X-User"})
-	if KeySource(p) != "header:X-User" || KeySource(NewP2C()) != "" {
-		t.Fatalf("KeySource: %q / %q", KeySource(p), KeySource(NewP2C()))
-	}
-	if h := p.(*Hash); h.Epsilon() != DefaultEpsilon {
-		t.Fatalf("default epsilon %v", h.Epsilon())
-	}
+	return NewP2C()
 }
 
 func TestUpdateTagsAndLookups(t *testing.T) {
@@ -416,9 +398,9 @@ func TestAdmissionSessionCap(t *testing.T) {
 }
 
 func TestConcurrentPlaceUpdate(t *testing.T) {
-	for _, name := range PolicyNames() {
+	for _, name := range testPolicyNames {
 		t.Run(name, func(t *testing.T) {
-			p, _ := PolicyByName(name, PolicyConfig{})
+			p := testPolicy(name)
 			b := New(p, WithAdmission(1e9, 1000, 0))
 			b.Update(specs(1, 2, 3))
 			var wg sync.WaitGroup
@@ -478,8 +460,8 @@ func TestExcludeAcrossUpdate(t *testing.T) {
 }
 
 func TestPlaceZeroAllocs(t *testing.T) {
-	for _, name := range PolicyNames() {
-		p, _ := PolicyByName(name, PolicyConfig{})
+	for _, name := range testPolicyNames {
+		p := testPolicy(name)
 		b, c := newTest(t, p, specs(1, 2, 3, 4, 5), WithAdmission(1e9, 1<<20, 0))
 		b.Update(specs(1, 2, 3, 4, 5, 6)) // one slow-starting backend
 		pick := &Pick{HasKey: true, Exclude: []*Backend{b.Snapshot().ByID("a")}}

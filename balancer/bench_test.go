@@ -8,10 +8,10 @@ import (
 // BenchmarkPlace measures one placement per policy and pool size, with uneven weights and loads.
 // Target: 0 allocs/op.
 func BenchmarkPlace(b *testing.B) {
-	for _, name := range PolicyNames() {
+	for _, name := range testPolicyNames {
 		for _, n := range []int{3, 30, 300} {
 			b.Run(name+"/"+strconv.Itoa(n), func(b *testing.B) {
-				p, _ := PolicyByName(name, PolicyConfig{})
+				p := testPolicy(name)
 				w := make([]int, n)
 				for i := range w {
 					w[i] = 1 + i%3
@@ -38,9 +38,9 @@ func BenchmarkPlace(b *testing.B) {
 
 // BenchmarkPlaceParallel measures contention: Place from all Ps on one Balancer.
 func BenchmarkPlaceParallel(b *testing.B) {
-	for _, name := range PolicyNames() {
+	for _, name := range testPolicyNames {
 		b.Run(name, func(b *testing.B) {
-			p, _ := PolicyByName(name, PolicyConfig{})
+			p := testPolicy(name)
 			bal := New(p)
 			bal.Update(specs(1, 2, 3, 1, 2, 3, 1, 2, 3, 1))
 			b.ReportAllocs()

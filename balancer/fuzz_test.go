@@ -61,8 +61,8 @@ func FuzzUpdate(f *testing.F) {
 			}
 			seen[be.ID] = true
 		}
-		for _, name := range PolicyNames() {
-			p, _ := PolicyByName(name, PolicyConfig{})
+		for _, name := range testPolicyNames {
+			p := testPolicy(name)
 			b.SetPolicy(p)
 			pick := &Pick{Key: key, HasKey: key%2 == 0}
 			be, r := b.PlaceWithReason(pick)

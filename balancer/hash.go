@@ -8,26 +8,18 @@ import "math"
 // counting the one being placed). Adding or removing a backend moves only the keys that
 // rendezvous on it (~1/N). Without a key (HasKey false) a random key is drawn. O(n) per placement.
 type Hash struct {
-	eps       float64 // < 0: unbounded
-	keySource string
+	eps float64 // <= 0: unbounded
 }
 
 var _ Policy = (*Hash)(nil)
 
-// NewHash returns the bounded-load consistent-hash policy (cfg.Epsilon 0 = DefaultEpsilon,
-// negative = no bound).
-func NewHash(cfg PolicyConfig) Policy {
-	eps := cfg.Epsilon
-	if eps == 0 {
-		eps = DefaultEpsilon
-	}
-	return &Hash{eps: eps, keySource: cfg.KeySource}
+// NewHash returns the bounded-load consistent-hash policy with slack epsilon: no backend gets more
+// than ceil((1+epsilon) × its weighted share of the live sessions; epsilon <= 0 means no bound.
+func NewHash(epsilon float64) Policy {
+	return &Hash{eps: epsilon}
 }
 
-// KeySource returns the configured PolicyConfig.KeySource.
-func (h *Hash) KeySource() string { return h.keySource }
-
-// Epsilon returns the bounded-load slack (negative: unbounded).
+// Epsilon returns the bounded-load slack (<= 0: unbounded).
 func (h *Hash) Epsilon() float64 { return h.eps }
 
 // Place implements Policy.
@@ -58,7 +50,7 @@ func (h *Hash) Place(s *Snapshot, pick *Pick) *Backend {
 	}
 	// capPerW × w bounds the load a backend of effective weight w may have before this placement.
 	capPerW := math.Inf(1)
-	if h.eps >= 0 {
+	if h.eps > 0 {
 		capPerW = (1 + h.eps) * float64(total+1) / float64(sumW)
 	}
 	// Pass 2: the highest-scoring backend that is available and under its bound, which is the first

@@ -31,7 +31,7 @@ func hashKeys(n int) []uint64 {
 }
 
 func TestHashStableForAKey(t *testing.T) {
-	b, c := newTest(t, NewHash(PolicyConfig{}), specs(1, 1, 1, 1, 1))
+	b, c := newTest(t, NewHash(0.25), specs(1, 1, 1, 1, 1))
 	k := HashKey([]byte("alice"))
 	first := b.Place(&Pick{Key: k, HasKey: true, Now: c.Nanos()})
 	for range 20 {
@@ -49,7 +49,7 @@ func TestHashMinimalDisruption(t *testing.T) {
 			for i := range w {
 				w[i] = 1
 			}
-			b, c := newTest(t, NewHash(PolicyConfig{}), specs(w[:n]...), WithSlowStart(0))
+			b, c := newTest(t, NewHash(0.25), specs(w[:n]...), WithSlowStart(0))
 			before := assign(t, b, c, keys)
 			b.Update(specs(w...)) // add one
 			after := assign(t, b, c, keys)
@@ -94,7 +94,7 @@ func TestHashMinimalDisruption(t *testing.T) {
 
 func TestHashWeightedShares(t *testing.T) {
 	keys := hashKeys(60_000)
-	b, c := newTest(t, NewHash(PolicyConfig{Epsilon: -1}), specs(1, 2, 3))
+	b, c := newTest(t, NewHash(-1), specs(1, 2, 3))
 	count := map[string]int{}
 	for _, id := range assign(t, b, c, keys) {
 		count[id]++
@@ -105,7 +105,7 @@ func TestHashWeightedShares(t *testing.T) {
 		}
 	}
 	// Equal weights: uniform within 3%.
-	b2, c2 := newTest(t, NewHash(PolicyConfig{}), specs(1, 1, 1, 1, 1, 1, 1, 1, 1, 1))
+	b2, c2 := newTest(t, NewHash(0.25), specs(1, 1, 1, 1, 1, 1, 1, 1, 1, 1))
 	count = map[string]int{}
 	for _, id := range assign(t, b2, c2, keys) {
 		count[id]++
@@ -130,7 +130,7 @@ func TestHashBoundedLoads(t *testing.T) {
 				w[i] = 1
 			}
 			rnd := seeded(7)
-			b, c := newTest(t, NewHash(PolicyConfig{Epsilon: tt.eps}), specs(w...))
+			b, c := newTest(t, NewHash(tt.eps), specs(w...))
 			s := b.Snapshot()
 			hot := HashKey([]byte("hot-tenant"))
 			var preferred *Backend
@@ -185,7 +185,7 @@ func TestHashBoundedLoads(t *testing.T) {
 }
 
 func TestHashNoKeyUsesRand(t *testing.T) {
-	b, c := newTest(t, NewHash(PolicyConfig{}), specs(1, 1, 1), WithRand(seeded(3)))
+	b, c := newTest(t, NewHash(0.25), specs(1, 1, 1), WithRand(seeded(3)))
 	seen := map[string]bool{}
 	for range 100 {
 		seen[b.Place(c.pick()).ID] = true
@@ -196,7 +196,7 @@ func TestHashNoKeyUsesRand(t *testing.T) {
 }
 
 func TestHashSkipsUnavailableInKeyOrder(t *testing.T) {
-	b, c := newTest(t, NewHash(PolicyConfig{}), specs(1, 1, 1, 1))
+	b, c := newTest(t, NewHash(0.25), specs(1, 1, 1, 1))
 	k := HashKey([]byte("bob"))
 	first := b.Place(&Pick{Key: k, HasKey: true, Now: c.Nanos()})
 	second := b.Place(&Pick{Key: k, HasKey: true, Now: c.Nanos(), Exclude: []*Backend{first}})

@@ -5,13 +5,6 @@ import (
 	"time"
 )
 
-// Defaults of the tunables.
-const (
-	DefaultSlowStart        = 30 * time.Second // ramp window of a joining or returning backend
-	DefaultEjectionCooldown = 10 * time.Second // how long a passive ejection lasts
-	DefaultMaxEjectFraction = 0.5              // at most this fraction of backends ejected at once
-)
-
 // env is what every snapshot of one Balancer shares: fixed at New, read on the hot path.
 type env struct {
 	rand      func() uint64
@@ -30,16 +23,14 @@ type env struct {
 
 func defaultEnv() *env {
 	return &env{
-		rand:             rand.Uint64,
-		now:              time.Now,
-		slowStart:        int64(DefaultSlowStart),
-		cooldown:         int64(DefaultEjectionCooldown),
-		maxEjectFraction: DefaultMaxEjectFraction,
-		failThreshold:    1,
+		rand:          rand.Uint64,
+		now:           time.Now,
+		failThreshold: 1,
 	}
 }
 
-// Option configures a Balancer at New.
+// Option configures a Balancer at New. Without options a Balancer has no slow start, no passive
+// ejection and no admission limits: the process package passes the config's values.
 type Option func(*Balancer)
 
 // WithTagger sets the function that computes sid tags when a snapshot is built (typically

@@ -96,9 +96,9 @@ func TestP2CFallsBackWhenSamplingMisses(t *testing.T) {
 // TestWeightedShares checks that the load-aware policies converge to the weights when every
 // placement becomes a live session.
 func TestWeightedShares(t *testing.T) {
-	for _, name := range []string{PolicyP2C, PolicyLeastSessions, PolicyRoundRobin} {
+	for _, name := range []string{"p2c", "least_sessions", "round_robin"} {
 		t.Run(name, func(t *testing.T) {
-			p, _ := PolicyByName(name, PolicyConfig{})
+			p := testPolicy(name)
 			b, c := newTest(t, p, specs(3, 1, 6))
 			const n = 30000
 			for range n {

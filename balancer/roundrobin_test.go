@@ -3,6 +3,7 @@ package balancer
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoundRobinSequences(t *testing.T) {
@@ -32,7 +33,7 @@ func TestRoundRobinSequences(t *testing.T) {
 }
 
 func TestRoundRobinSkipsEjectedAndExcluded(t *testing.T) {
-	b, c := newTest(t, NewRoundRobin(), specs(1, 1, 1), WithSlowStart(0), WithEjection(DefaultEjectionCooldown, 1))
+	b, c := newTest(t, NewRoundRobin(), specs(1, 1, 1), WithSlowStart(0), WithEjection(10*time.Second, 1))
 	s := b.Snapshot()
 	b.ReportFailure(s.ByID("b"))
 	if got := placeIDs(b, c, 4); got != "acac" {
@@ -69,14 +70,14 @@ func TestRoundRobinLargeWeightsBounded(t *testing.T) {
 
 func TestRoundRobinSlowStartThins(t *testing.T) {
 	// b joins later and ramps: at the start of its window it keeps ~10% of its slots.
-	b, c := newTest(t, NewRoundRobin(), specs(1), WithSlowStart(DefaultSlowStart))
+	b, c := newTest(t, NewRoundRobin(), specs(1), WithSlowStart(30*time.Second))
 	b.Update(specs(1, 1))
 	got := placeIDs(b, c, 2000)
 	nb := strings.Count(got, "b")
 	if nb < 50 || nb > 170 { // expected ≈ 1000 × 0.1 = 100
 		t.Fatalf("ramping b got %d of 2000, want about 100", nb)
 	}
-	c.Advance(DefaultSlowStart)
+	c.Advance(30 * time.Second)
 	if got := placeIDs(b, c, 4); strings.Count(got, "b") != 2 {
 		t.Fatalf("after the window: %q, want b every other pick", got)
 	}

@@ -104,6 +104,9 @@ func parseTrusted(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// Enabled reports whether some discovery provider is on.
+func (d Discovery) Enabled() bool { return d.Consul.Enabled() }
+
 // Enabled reports whether Consul discovery is on (at least one service is watched).
 func (c Consul) Enabled() bool { return len(c.Services) > 0 }
 

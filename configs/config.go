@@ -28,10 +28,12 @@ type Config struct {
 	src *source // where the config came from (for file:line in Validate); nil for configs built in code
 }
 
-// source records the file a Config was parsed from and the line of every key path in it.
+// source records the file a Config was parsed from and the line of every key path in it, and the
+// keys that command-line flags set (path -> flag name).
 type source struct {
 	file  string
 	lines map[string]int
+	flags map[string]string
 }
 
 // Backend is one statically configured backend (also used for mirror targets).
@@ -53,12 +55,16 @@ type Sticky struct {
 
 // BalancerConfig configures the placement of new sessions.
 type BalancerConfig struct {
-	Policy    string    `yaml:"policy"`     // round_robin, least_sessions, p2c or hash; default p2c
-	HashKey   HashKey   `yaml:"hash_key"`   // affinity key for the hash policy
-	Epsilon   float64   `yaml:"epsilon"`    // bounded-load slack for hash (load <= (1+epsilon)*mean); default 0.25
-	SlowStart Duration  `yaml:"slow_start"` // weight ramp-up of a new backend; default 30s; 0 = off
-	Admission Admission `yaml:"admission"`  // per-backend handshake admission control
-	Ejection  Ejection  `yaml:"ejection"`   // passive failure ejection
+	Policy    string   `yaml:"policy"`     // round_robin, least_sessions, p2c or hash; default p2c
+	HashKey   HashKey  `yaml:"hash_key"`   // affinity key for the hash policy
+	Epsilon   float64  `yaml:"epsilon"`    // bounded-load slack for hash (load <= (1+epsilon)*mean); default 0.25
+	SlowStart Duration `yaml:"slow_start"` // weight ramp-up of a new backend; default 30s; 0 = off
+	// RemoveGrace is how long a backend that leaves the static list (a reload) keeps its sessions,
+	// draining, before it is dropped; default 30s; 0 = dropped at once. Discovered backends have
+	// their provider's grace (discovery.consul.deregister_grace).
+	RemoveGrace Duration  `yaml:"remove_grace"`
+	Admission   Admission `yaml:"admission"` // per-backend handshake admission control
+	Ejection    Ejection  `yaml:"ejection"`  // passive failure ejection
 }
 
 // HashKey says where the hash policy takes its affinity key from.
@@ -183,11 +189,12 @@ func Default() *Config {
 			TTLMargin:  Duration(15 * time.Second),
 		},
 		Balancer: BalancerConfig{
-			Policy:    PolicyP2C,
-			HashKey:   HashKey{Source: "ip"},
-			Epsilon:   0.25,
-			SlowStart: Duration(30 * time.Second),
-			Ejection:  Ejection{Cooldown: Duration(10 * time.Second), MaxFraction: 0.5},
+			Policy:      PolicyP2C,
+			HashKey:     HashKey{Source: "ip"},
+			Epsilon:     0.25,
+			SlowStart:   Duration(30 * time.Second),
+			RemoveGrace: Duration(30 * time.Second),
+			Ejection:    Ejection{Cooldown: Duration(10 * time.Second), MaxFraction: 0.5},
 		},
 		Proxy: Proxy{
 			MaxBodyBytes:       1_000_000,

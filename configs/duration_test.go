@@ -61,7 +61,7 @@ func TestConfigMarshalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-parse: %v\n%s", err, out)
 	}
-	if d := Diff(c, back); d != nil {
+	if d := ChangedKeys(c, back); d != nil {
 		t.Errorf("round trip changed %v", d)
 	}
 }

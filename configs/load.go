@@ -21,6 +21,19 @@ const MaxFileSize = 1 << 20
 
 // Load reads the file at path and parses it with Parse, naming errors after path.
 func Load(path string) (*Config, error) {
+	c, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Read reads the file at path and decodes it with Decode: the Config is not normalized or
+// validated yet, so that command-line flags can be applied over it first (then call Finish).
+func Read(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var pe *fs.PathError
@@ -29,15 +42,28 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return Parse(path, data)
+	return Decode(path, data)
 }
 
-// Parse builds a Config from YAML: defaults first, then a strict decode of data (unknown keys, wrong
-// types and duplicate keys are errors), then Normalize and Validate. name is the file name used in
-// errors. On failure it returns nil and every problem found, joined with errors.Join, one
-// "name:line: key.path: message" per line (see Error). Decoding problems are reported without
-// validation problems, so a value that failed to decode is not reported twice.
+// Parse builds a Config from YAML with Decode, then normalizes and validates it (Finish). name is
+// the file name used in errors. On failure it returns nil and every problem found, joined with
+// errors.Join, one "name:line: key.path: message" per line (see Error). Decoding problems are
+// reported without validation problems, so a value that failed to decode is not reported twice.
 func Parse(name string, data []byte) (*Config, error) {
+	c, err := Decode(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode builds a Config from YAML: defaults first, then a strict decode of data (unknown keys,
+// wrong types and duplicate keys are errors). It records the line of every key for the errors of a
+// later Finish, and neither normalizes nor validates.
+func Decode(name string, data []byte) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("file too large (%d bytes, at most %d)", len(data), MaxFileSize)}
 	}
@@ -53,12 +79,27 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(d.errs) > 0 {
 		return nil, joinErrors(d.errs)
 	}
-	c.Normalize()
 	c.src = &source{file: name, lines: d.lines}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return c, nil
+}
+
+// Finish normalizes and validates a decoded Config (after any flags were applied with SetByFlag).
+func (c *Config) Finish() error {
+	c.Normalize()
+	return c.Validate()
+}
+
+// SetByFlag records that the key at path (such as "listen" or "backends") was set by the
+// command-line flag named flag, so that a validation error about it names the flag, not a line of
+// the file.
+func (c *Config) SetByFlag(path, flag string) {
+	if c.src == nil {
+		c.src = &source{lines: map[string]int{}}
+	}
+	if c.src.flags == nil {
+		c.src.flags = map[string]string{}
+	}
+	c.src.flags[path] = flag
 }
 
 // parseNode parses data into a node tree; nil for an empty document.

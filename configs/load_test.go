@@ -128,7 +128,7 @@ func TestParseDefaults(t *testing.T) {
 	one := 1
 	want.Backends = []Backend{{ID: "http://127.0.0.1:3001", URL: "http://127.0.0.1:3001", Weight: &one}}
 	want.Health.Active.Path = "/socket.io/"
-	if d := Diff(want, c); len(d) != 0 {
+	if d := ChangedKeys(want, c); len(d) != 0 {
 		t.Errorf("sections differ from the defaults: %v\n got %+v", d, c)
 	}
 	checks := []struct {

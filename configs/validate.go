@@ -30,10 +30,24 @@ type validator struct {
 func (v *validator) add(path, format string, args ...any) {
 	e := &Error{Path: path, Msg: fmt.Sprintf(format, args...)}
 	if v.src != nil {
-		e.File = v.src.file
-		e.Line = v.src.lineOf(path)
+		if flag, ok := v.src.flagOf(path); ok {
+			e.Path = "-" + flag + " (" + path + ")"
+		} else {
+			e.File = v.src.file
+			e.Line = v.src.lineOf(path)
+		}
 	}
 	v.errs = append(v.errs, e)
+}
+
+// flagOf returns the flag that set path or one of its ancestors.
+func (s *source) flagOf(path string) (string, bool) {
+	for p := path; p != ""; p = parentPath(p) {
+		if f, ok := s.flags[p]; ok {
+			return f, true
+		}
+	}
+	return "", false
 }
 
 // derived reports whether a parsed config got path from Normalize rather than from the file; the
@@ -70,7 +84,7 @@ func (c *Config) Validate() error {
 	v := &validator{src: c.src}
 	v.hostPort("listen", c.Listen, true)
 	v.backends("backends", c.Backends)
-	if len(c.Backends) == 0 && !c.Discovery.Consul.Enabled() {
+	if len(c.Backends) == 0 && !c.Discovery.Enabled() {
 		v.add("backends", "no backends: set backends or discovery.consul.services")
 	}
 	v.sticky(&c.Sticky)
@@ -218,6 +232,7 @@ func (v *validator) balancer(b *BalancerConfig) {
 		v.add("balancer.epsilon", "must be a positive number (got %v)", b.Epsilon)
 	}
 	v.nonNegative("balancer.slow_start", b.SlowStart)
+	v.nonNegative("balancer.remove_grace", b.RemoveGrace)
 	a := b.Admission
 	if !(a.Rate >= 0 && a.Rate <= maxRate) {
 		v.add("balancer.admission.rate", "must be between 0 and %g handshakes/s (got %v)", float64(maxRate), a.Rate)

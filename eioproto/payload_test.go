@@ -205,8 +205,8 @@ func TestUTF16Len(t *testing.T) {
 		{"", 0}, {"abc", 3}, {"é", 1}, {"€", 1}, {"😀", 2}, {"a😀b", 4}, {"\xff", 1}, {"\xe2\x82", 2},
 	}
 	for _, tt := range tests {
-		if got := utf16Len([]byte(tt.in)); got != tt.want {
-			t.Errorf("utf16Len(%q) = %d, want %d", tt.in, got, tt.want)
+		if got := UTF16Len([]byte(tt.in)); got != tt.want {
+			t.Errorf("UTF16Len(%q) = %d, want %d", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,10 +1,8 @@
 package eioproto
 
 import (
-	"bytes"
 	"encoding/base64"
 	"strconv"
-	"unicode/utf8"
 )
 
 // maxLenDigits bounds a length prefix: no payload a peer accepts has a 10-digit length.
@@ -31,22 +29,13 @@ func AppendDecodePayloadV3(dst []Packet, body []byte) ([]Packet, error) {
 	if len(body) > 0 && (body[0] == 0 || body[0] == 1) {
 		return appendDecodeBinaryPayloadV3(dst, body)
 	}
-	for len(body) > 0 {
-		colon := bytes.IndexByte(body, ':')
-		if colon <= 0 || colon > maxLenDigits {
+	for off := 0; off < len(body); {
+		r, ok := NextV3Text(body, off)
+		if !ok {
 			return dst, ErrBadLength
 		}
-		n, err := strconv.Atoi(string(body[:colon]))
-		if err != nil || n < 0 {
-			return dst, ErrBadLength
-		}
-		body = body[colon+1:]
-		end := utf16Prefix(body, n)
-		if end < 0 {
-			return dst, ErrBadLength
-		}
-		rec := body[:end]
-		body = body[end:]
+		rec := body[r.Start:r.End]
+		off = r.End
 		if len(rec) == 0 {
 			continue // "0:" is how v3 encodes an empty payload
 		}
@@ -78,24 +67,14 @@ func decodeRecordV3(rec []byte) (Packet, error) {
 // byte (0 string, 1 binary), the decimal length one byte per digit, 0xFF, then the packet (for
 // binary: type byte + data). On an error dst keeps the packets before it.
 func appendDecodeBinaryPayloadV3(dst []Packet, body []byte) ([]Packet, error) {
-	for len(body) > 0 {
-		kind := body[0]
-		if kind > 1 {
+	for off := 0; off < len(body); {
+		r, ok := NextV3Binary(body, off)
+		if !ok {
 			return dst, ErrBadLength
 		}
-		n, i := 0, 1
-		for ; i < len(body) && body[i] != 0xFF; i++ {
-			if body[i] > 9 || i > maxLenDigits {
-				return dst, ErrBadLength
-			}
-			n = n*10 + int(body[i])
-		}
-		if i == 1 || i >= len(body) || len(body)-i-1 < n {
-			return dst, ErrBadLength
-		}
-		rec := body[i+1 : i+1+n]
-		body = body[i+1+n:]
-		if kind == 0 {
+		rec := body[r.Start:r.End]
+		off = r.End
+		if !r.Binary {
 			if len(rec) == 0 {
 				continue
 			}
@@ -125,7 +104,7 @@ func AppendPayloadV3(dst []byte, pkts []Packet) []byte {
 			dst = base64.StdEncoding.AppendEncode(dst, p.Data)
 			continue
 		}
-		dst = strconv.AppendInt(dst, int64(1+utf16Len(p.Data)), 10)
+		dst = strconv.AppendInt(dst, int64(1+UTF16Len(p.Data)), 10)
 		dst = append(dst, ':')
 		dst = appendText(dst, p)
 	}
@@ -153,54 +132,4 @@ func AppendBinaryPayloadV3(dst []byte, pkts []Packet) []byte {
 		}
 	}
 	return dst
-}
-
-// utf16Len returns the length of s in UTF-16 code units, as JavaScript's String.length counts it.
-// An invalid UTF-8 byte counts as one unit (it decodes to U+FFFD).
-func utf16Len(s []byte) int {
-	n := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			n++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		i += size
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n
-}
-
-// utf16Prefix returns the number of bytes of s that hold its first n UTF-16 code units, or -1 if
-// s is shorter or n ends inside a surrogate pair.
-func utf16Prefix(s []byte, n int) int {
-	i := 0
-	for n > 0 {
-		if i >= len(s) {
-			return -1
-		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			n--
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		units := 1
-		if r >= 0x10000 {
-			units = 2
-		}
-		if units > n {
-			return -1
-		}
-		i += size
-		n -= units
-	}
-	return i
 }

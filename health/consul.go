@@ -3,7 +3,9 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,36 +16,36 @@ import (
 	"sioproxy/balancer"
 )
 
-// Defaults of ConsulOptions.
+// Built-in pacing of the Consul watch (not configuration: the process package passes the config's
+// values for everything an operator sets).
 const (
-	DefaultDeregisterGrace = 30 * time.Second
-	DefaultWaitTime        = 60 * time.Second
-	DefaultMinInterval     = 100 * time.Millisecond
-	DefaultBackoffMin      = 500 * time.Millisecond
-	DefaultBackoffMax      = 30 * time.Second
+	defaultMinInterval = 100 * time.Millisecond
+	defaultBackoffMin  = 500 * time.Millisecond
+	defaultBackoffMax  = 30 * time.Second
 )
 
-// ConsulOptions configure a ConsulWatcher. Zero durations take the defaults above.
+// ConsulOptions configure a ConsulWatcher.
 type ConsulOptions struct {
 	Address    string   // host:port or URL of the Consul HTTP API; "" = CONSUL_HTTP_ADDR or 127.0.0.1:8500
 	Token      string   // ACL token
 	Datacenter string   // "" = the agent's datacenter
-	Service    string   // service name to watch
-	Services   []string // more service names; each gets its own watch
+	Services   []string // service names; each gets its own watch
 	Tag        string   // only instances carrying this tag ("" = all)
+	TLS        ConsulTLS
 
 	// WarningEligible keeps instances in the warning state Active (with
 	// Service.Weights.Warning); otherwise they drain.
 	WarningEligible bool
 	// DeregisterGrace keeps a deregistered instance as Draining this long before it is
-	// dropped; negative drops it at once.
+	// dropped; 0 drops it at once.
 	DeregisterGrace time.Duration
-	// WaitTime is the longest a blocking query waits (Consul caps it at 10 min).
+	// WaitTime is the longest a blocking query waits (Consul caps it at 10 min); required.
 	WaitTime time.Duration
 	// MinInterval is the least time between two queries of one service: changes inside
-	// it collapse into one result.
+	// it collapse into one result (0: 100 ms).
 	MinInterval time.Duration
-	// BackoffMin and BackoffMax bound the jittered exponential backoff after errors.
+	// BackoffMin and BackoffMax bound the jittered exponential backoff after errors
+	// (0: 500 ms and 30 s).
 	BackoffMin, BackoffMax time.Duration
 
 	Logger *zap.Logger
@@ -67,12 +69,16 @@ type ConsulWatcher struct {
 	watches []*watch
 }
 
-// NewConsulWatcher validates opts and builds the Consul client (no I/O yet).
+// ConsulTLS is TLS to the Consul agent: a CA bundle, an optional client certificate.
+type ConsulTLS struct {
+	CAFile, CertFile, KeyFile string
+	InsecureSkipVerify        bool
+}
+
+// NewConsulWatcher validates opts and builds the Consul client (no I/O yet); unreadable TLS files
+// are an error here.
 func NewConsulWatcher(opts ConsulOptions) (*ConsulWatcher, error) {
 	names := opts.Services
-	if opts.Service != "" {
-		names = append([]string{opts.Service}, names...)
-	}
 	if len(names) == 0 {
 		return nil, errors.New("health: consul: no service to watch")
 	}
@@ -89,6 +95,18 @@ func NewConsulWatcher(opts ConsulOptions) (*ConsulWatcher, error) {
 	if opts.Datacenter != "" {
 		cfg.Datacenter = opts.Datacenter
 	}
+	if t := opts.TLS; t != (ConsulTLS{}) {
+		cfg.TLSConfig = api.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, InsecureSkipVerify: t.InsecureSkipVerify}
+		if strings.HasPrefix(cfg.Address, "http://") {
+			cfg.Address = strings.TrimPrefix(cfg.Address, "http://")
+		}
+		if !strings.Contains(cfg.Address, "://") {
+			cfg.Scheme = "https"
+		}
+		if _, err := api.SetupTLSConfig(&cfg.TLSConfig); err != nil {
+			return nil, fmt.Errorf("health: consul: tls: %w", err)
+		}
+	}
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -103,13 +121,13 @@ func NewConsulWatcher(opts ConsulOptions) (*ConsulWatcher, error) {
 
 // newConsulWatcher is NewConsulWatcher with the query injected (tests).
 func newConsulWatcher(opts ConsulOptions, names []string, q queryFunc) (*ConsulWatcher, error) {
-	if opts.DeregisterGrace == 0 {
-		opts.DeregisterGrace = DefaultDeregisterGrace
+	if opts.WaitTime <= 0 {
+		return nil, errors.New("health: consul: WaitTime must be positive")
 	}
-	orDefault(&opts.WaitTime, DefaultWaitTime)
-	orDefault(&opts.MinInterval, DefaultMinInterval)
-	orDefault(&opts.BackoffMin, DefaultBackoffMin)
-	orDefault(&opts.BackoffMax, DefaultBackoffMax)
+	opts.DeregisterGrace = max(opts.DeregisterGrace, 0)
+	orDefault(&opts.MinInterval, defaultMinInterval)
+	orDefault(&opts.BackoffMin, defaultBackoffMin)
+	orDefault(&opts.BackoffMax, defaultBackoffMax)
 	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()

@@ -89,7 +89,7 @@ func TestConsulWatcherAgainstConsul(t *testing.T) {
 	}
 	rec := newRecorder()
 	w, err := NewConsulWatcher(ConsulOptions{
-		Address: agent.Addr, Service: "web", DeregisterGrace: time.Second, WaitTime: 10 * time.Second,
+		Address: agent.Addr, Services: []string{"web"}, DeregisterGrace: time.Second, WaitTime: 10 * time.Second,
 		MinInterval: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 		Logger: zaptest.NewLogger(t), Publish: rec.publish,
 	})

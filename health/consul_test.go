@@ -60,6 +60,9 @@ func newHarness(t *testing.T, opts ConsulOptions) *watchHarness {
 		published: make(chan []balancer.Spec, 100)}
 	opts.Clock = h.clk
 	opts.Rand = func() float64 { return 0 }
+	if opts.WaitTime == 0 {
+		opts.WaitTime = 30 * time.Second
+	}
 	opts.Publish = func(service string, specs []balancer.Spec) {
 		if service != "web" {
 			t.Errorf("published service %q", service)
@@ -254,17 +257,20 @@ func TestNewConsulWatcherValidates(t *testing.T) {
 		opts ConsulOptions
 		ok   bool
 	}{
-		{"no service", ConsulOptions{Publish: pub}, false},
-		{"no publish", ConsulOptions{Service: "web"}, false},
-		{"ok", ConsulOptions{Service: "web", Publish: pub}, true},
-		{"services", ConsulOptions{Services: []string{"a", "b"}, Publish: pub}, true},
+		{"no service", ConsulOptions{Publish: pub, WaitTime: time.Second}, false},
+		{"no publish", ConsulOptions{Services: []string{"web"}, WaitTime: time.Second}, false},
+		{"no wait time", ConsulOptions{Services: []string{"web"}, Publish: pub}, false},
+		{"ok", ConsulOptions{Services: []string{"web"}, Publish: pub, WaitTime: time.Second}, true},
+		{"services", ConsulOptions{Services: []string{"a", "b"}, Publish: pub, WaitTime: time.Second}, true},
+		{"tls files missing", ConsulOptions{Services: []string{"web"}, Publish: pub, WaitTime: time.Second,
+			TLS: ConsulTLS{CAFile: "/nonexistent/ca.pem"}}, false},
 	}
 	for _, tc := range tests {
 		w, err := NewConsulWatcher(tc.opts)
 		if (err == nil) != tc.ok {
 			t.Fatalf("%s: err = %v", tc.name, err)
 		}
-		if tc.ok && len(w.watches) != len(tc.opts.Services)+min(len(tc.opts.Service), 1) {
+		if tc.ok && len(w.watches) != len(tc.opts.Services) {
 			t.Fatalf("%s: %d watches", tc.name, len(w.watches))
 		}
 	}

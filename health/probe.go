@@ -15,21 +15,13 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
+	"sioproxy/sticky"
 )
 
 // Probe kinds.
 const (
-	ProbeEngineIO = "engineio" // Engine.IO v4 polling handshake, then a close packet
+	ProbeEngineIO = "engineio" // Engine.IO polling handshake (v3 or v4 answer), then a close packet
 	ProbeHTTP     = "http"     // GET, any 2xx
-)
-
-// Defaults of ProbeOptions.
-const (
-	DefaultProbeInterval = 5 * time.Second
-	DefaultProbeTimeout  = 2 * time.Second
-	DefaultProbeRise     = 2
-	DefaultProbeFall     = 3
-	DefaultEngineIOPath  = "/socket.io/"
 )
 
 // StatusSetter receives health transitions of backends (Traefik style); the lead wires
@@ -38,10 +30,11 @@ type StatusSetter interface {
 	SetStatus(id string, up bool)
 }
 
-// ProbeOptions configure a Prober. Zero values take the defaults above.
+// ProbeOptions configure a Prober. Kind, Path, Interval, Timeout, Rise and Fall are required (the
+// config gives them).
 type ProbeOptions struct {
-	Kind     string        // ProbeEngineIO (default) or ProbeHTTP
-	Path     string        // default "/socket.io/" for engineio, "/" for http; may carry a query
+	Kind     string        // ProbeEngineIO or ProbeHTTP
+	Path     string        // an Engine.IO path such as "/socket.io/" for engineio; may carry a query
 	Interval time.Duration // between two probes of one backend
 	Timeout  time.Duration // for one request
 	Rise     int           // consecutive successes that bring a down backend up
@@ -81,25 +74,17 @@ func NewProber(opts ProbeOptions, setter StatusSetter) (*Prober, error) {
 		return nil, errors.New("health: probe: nil StatusSetter")
 	}
 	switch opts.Kind {
-	case "", ProbeEngineIO:
-		opts.Kind = ProbeEngineIO
-		if opts.Path == "" {
-			opts.Path = DefaultEngineIOPath
-		}
-	case ProbeHTTP:
-		if opts.Path == "" {
-			opts.Path = "/"
-		}
+	case ProbeEngineIO, ProbeHTTP:
 	default:
 		return nil, fmt.Errorf("health: probe: unknown kind %q (want %q or %q)", opts.Kind, ProbeEngineIO, ProbeHTTP)
 	}
 	if !strings.HasPrefix(opts.Path, "/") {
 		return nil, fmt.Errorf("health: probe: path %q must start with /", opts.Path)
 	}
-	orDefault(&opts.Interval, DefaultProbeInterval)
-	orDefault(&opts.Timeout, DefaultProbeTimeout)
-	orDefault(&opts.Rise, DefaultProbeRise)
-	orDefault(&opts.Fall, DefaultProbeFall)
+	if opts.Interval <= 0 || opts.Timeout <= 0 || opts.Rise < 1 || opts.Fall < 1 {
+		return nil, fmt.Errorf("health: probe: interval and timeout must be positive, rise and fall at least 1 (got %s, %s, %d, %d)",
+			opts.Interval, opts.Timeout, opts.Rise, opts.Fall)
+	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -262,8 +247,10 @@ func (p *Prober) probeHTTP(s balancer.Spec) error {
 	return nil
 }
 
-// probeEngineIO opens an Engine.IO v4 polling session and closes it at once (a close
-// packet "1" POSTed with its sid), so that probes leave no session behind.
+// probeEngineIO opens an Engine.IO polling session and closes it at once (a close packet POSTed
+// with its sid), so that probes leave no session behind. The open packet may come in any framing
+// (v4, v3 text or binary, as socket.io 2 answers), and the close packet "1:1" reads as a close in
+// both revisions.
 func (p *Prober) probeEngineIO(s balancer.Spec) error {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -280,16 +267,17 @@ func (p *Prober) probeEngineIO(s balancer.Spec) error {
 	if err != nil {
 		return fmt.Errorf("handshake body: %w", err)
 	}
-	sid, err := parseOpenPacket(body)
+	hs, err := sticky.ParseHandshake(body)
 	if err != nil {
-		return err
+		return fmt.Errorf("not an Engine.IO open packet (%v): %q", err, truncate(body, 40))
 	}
+	sid := string(hs.SID)
 	req.Reset()
 	resp.Reset()
 	req.SetRequestURI(p.uri(s, "EIO=4&transport=polling&sid="+url.QueryEscape(sid)))
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("text/plain;charset=UTF-8")
-	req.SetBodyString("1")
+	req.SetBodyString("1:1")
 	if err := p.client.DoTimeout(req, resp, p.opts.Timeout); err != nil || resp.StatusCode() != fasthttp.StatusOK {
 		// The backend answered the handshake: it is up. The session expires on its own.
 		p.log.Debug("probe session close failed", zap.String("addr", s.Addr),

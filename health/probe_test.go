@@ -85,7 +85,7 @@ func (b *fakeBackend) handle(ctx *fasthttp.RequestCtx) {
 		sid = fmt.Sprintf("sid%d", b.opened)
 		b.open[sid] = true
 		ctx.SetBodyString(`0{"sid":"` + sid + `","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)
-	case ctx.IsPost() && b.open[sid] && string(ctx.PostBody()) == "1":
+	case ctx.IsPost() && b.open[sid] && len(ctx.PostBody()) > 0 && ctx.PostBody()[0] == '1': // a v4 close ("1:1" is one, with data ":1")
 		delete(b.open, sid)
 		b.closed++
 		ctx.SetBodyString("ok")
@@ -144,7 +144,13 @@ func TestProbeOnce(t *testing.T) {
 			b := startBackend(t)
 			b.mode.Store(tc.mode)
 			b.status.Store(tc.status)
-			p, err := NewProber(ProbeOptions{Kind: tc.kind, Path: tc.path, Timeout: 300 * time.Millisecond}, nopSetter{})
+			path := tc.path
+			if path == "" {
+				path = map[string]string{ProbeEngineIO: "/socket.io/", ProbeHTTP: "/"}[tc.kind]
+			}
+			o := probeOpts(tc.kind, path)
+			o.Timeout = 300 * time.Millisecond
+			p, err := NewProber(o, nopSetter{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,11 +182,13 @@ func TestNewProberValidates(t *testing.T) {
 		setter StatusSetter
 		ok     bool
 	}{
-		{"defaults", ProbeOptions{}, nopSetter{}, true},
-		{"http", ProbeOptions{Kind: ProbeHTTP}, nopSetter{}, true},
-		{"unknown kind", ProbeOptions{Kind: "tcp"}, nopSetter{}, false},
-		{"relative path", ProbeOptions{Path: "health"}, nopSetter{}, false},
-		{"nil setter", ProbeOptions{}, nil, false},
+		{"engineio", probeOpts(ProbeEngineIO, "/socket.io/"), nopSetter{}, true},
+		{"http", probeOpts(ProbeHTTP, "/"), nopSetter{}, true},
+		{"unknown kind", probeOpts("tcp", "/"), nopSetter{}, false},
+		{"relative path", probeOpts(ProbeEngineIO, "health"), nopSetter{}, false},
+		{"no interval", ProbeOptions{Kind: ProbeEngineIO, Path: "/socket.io/", Timeout: time.Second, Rise: 1, Fall: 1}, nopSetter{}, false},
+		{"zero rise", ProbeOptions{Kind: ProbeEngineIO, Path: "/socket.io/", Interval: time.Second, Timeout: time.Second, Fall: 1}, nopSetter{}, false},
+		{"nil setter", probeOpts(ProbeEngineIO, "/socket.io/"), nil, false},
 	}
 	for _, tc := range tests {
 		if _, err := NewProber(tc.opts, tc.setter); (err == nil) != tc.ok {
@@ -198,7 +206,7 @@ func TestProberTransitions(t *testing.T) {
 	b := startBackend(t)
 	clk := newFakeClock()
 	rec := make(statusRecorder, 10)
-	p, err := NewProber(ProbeOptions{Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2,
+	p, err := NewProber(ProbeOptions{Kind: ProbeEngineIO, Path: "/socket.io/", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2,
 		Clock: clk, Rand: func() float64 { return 0.25 }}, rec)
 	if err != nil {
 		t.Fatal(err)
@@ -262,8 +270,13 @@ func TestProberTransitions(t *testing.T) {
 	}
 }
 
+// probeOpts are valid options of a kind and path (the values the config defaults to).
+func probeOpts(kind, path string) ProbeOptions {
+	return ProbeOptions{Kind: kind, Path: path, Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3}
+}
+
 func TestProberSetTargetsKeepsState(t *testing.T) {
-	p, err := NewProber(ProbeOptions{}, nopSetter{})
+	p, err := NewProber(probeOpts(ProbeEngineIO, "/socket.io/"), nopSetter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,17 +20,17 @@ type Publisher interface {
 
 var _ Publisher = (*balancer.Balancer)(nil)
 
-// Sources merges the backend specs of every source (static config, each Consul service), applies
-// operator drains and active-probe verdicts, and publishes the result. An id listed by two sources
-// is taken from the source whose name sorts first. Sources change rarely; the mutex is off the
-// request path. Its Set fits ConsulOptions.Publish; it is the StatusSetter of a Prober.
+// Sources merges the backend specs of every source (static config, each discovered service),
+// applies operator drains and active-probe verdicts, and publishes the result. An id listed by two
+// sources is taken from the source whose name sorts first. Sources change rarely; the mutex is off
+// the request path. It is the StatusSetter of a Prober.
 type Sources struct {
 	mu      sync.Mutex
+	clock   Clock
 	sources map[string][]balancer.Spec
 	drained map[string]bool // drained from the admin API
 	down    map[string]bool // active probes say down
 	gone    map[string]removedSpec
-	grace   time.Duration
 	publish func([]balancer.Spec)
 }
 
@@ -40,32 +40,40 @@ type removedSpec struct {
 	until time.Time
 }
 
-// RemoveGrace is how long a backend removed from a source keeps serving its sessions.
-const RemoveGrace = 30 * time.Second
-
-// NewSources returns an empty set that publishes to p.
-func NewSources(p Publisher) *Sources {
-	return &Sources{sources: map[string][]balancer.Spec{}, drained: map[string]bool{}, down: map[string]bool{},
-		gone: map[string]removedSpec{}, grace: RemoveGrace, publish: p.Update}
+// NewSources returns an empty set that publishes to p; clock times the graces (nil: SystemClock).
+func NewSources(p Publisher, clock Clock) *Sources {
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	return &Sources{clock: clock, sources: map[string][]balancer.Spec{}, drained: map[string]bool{},
+		down: map[string]bool{}, gone: map[string]removedSpec{}, publish: p.Update}
 }
 
 // Set replaces the specs of one source and publishes. A backend the source no longer lists drains
-// for the grace period, so a reload or a discovery change drops no session at once.
-func (s *Sources) Set(source string, specs []balancer.Spec) {
+// for grace, so that a reload drops no session at once; grace 0 drops it at once (a provider that
+// keeps its own grace, such as Consul's deregister_grace, passes 0). A nil specs removes the source.
+func (s *Sources) Set(source string, specs []balancer.Spec, grace time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	for _, old := range s.sources[source] {
-		if !slices.ContainsFunc(specs, func(n balancer.Spec) bool { return n.ID == old.ID }) && s.grace > 0 {
+		if !slices.ContainsFunc(specs, func(n balancer.Spec) bool { return n.ID == old.ID }) && grace > 0 {
 			old.State = balancer.Draining
-			s.gone[old.ID] = removedSpec{spec: old, until: now.Add(s.grace)}
-			time.AfterFunc(s.grace, s.expire)
+			s.gone[old.ID] = removedSpec{spec: old, until: now.Add(grace)}
+			go func() {
+				<-s.clock.After(grace)
+				s.expire()
+			}()
 		}
 	}
 	for _, n := range specs {
 		delete(s.gone, n.ID)
 	}
-	s.sources[source] = specs
+	if specs == nil {
+		delete(s.sources, source)
+	} else {
+		s.sources[source] = specs
+	}
 	s.publishLocked()
 }
 
@@ -73,7 +81,7 @@ func (s *Sources) Set(source string, specs []balancer.Spec) {
 func (s *Sources) expire() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	changed := false
 	for id, g := range s.gone {
 		if !now.Before(g.until) {

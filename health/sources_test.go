@@ -1,6 +1,7 @@
 package health
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +14,9 @@ func (f publishFunc) Update(specs []balancer.Spec) { f(specs) }
 
 func TestSourcesMergeAndDrain(t *testing.T) {
 	var published [][]balancer.Spec
-	s := NewSources(publishFunc(func(specs []balancer.Spec) { published = append(published, specs) }))
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}})
-	s.Set("consul:chat", []balancer.Spec{{ID: "c", State: balancer.Active}, {ID: "a", State: balancer.Draining}})
+	s := NewSources(publishFunc(func(specs []balancer.Spec) { published = append(published, specs) }), nil)
+	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}}, 0)
+	s.Set("consul:chat", []balancer.Spec{{ID: "c", State: balancer.Active}, {ID: "a", State: balancer.Draining}}, 0)
 	last := published[len(published)-1]
 	if len(last) != 3 || last[0].ID != "c" || last[1].ID != "a" || last[1].State != balancer.Draining {
 		t.Fatalf("merged: %+v (sources merge in name order, first wins a duplicate id)", last)
@@ -26,7 +27,7 @@ func TestSourcesMergeAndDrain(t *testing.T) {
 	if st := stateOf(published[len(published)-1], "b"); st != balancer.Draining {
 		t.Fatalf("b after drain: %v", st)
 	}
-	s.Set("static", []balancer.Spec{{ID: "a"}, {ID: "b", State: balancer.Active}})
+	s.Set("static", []balancer.Spec{{ID: "a"}, {ID: "b", State: balancer.Active}}, 0)
 	if st := stateOf(published[len(published)-1], "b"); st != balancer.Draining {
 		t.Fatalf("drain must survive a source update, b is %v", st)
 	}
@@ -55,32 +56,51 @@ func stateOf(specs []balancer.Spec, id string) balancer.State {
 }
 
 func TestRemovedBackendDrainsForGrace(t *testing.T) {
+	var mu sync.Mutex
 	var last []balancer.Spec
-	s := NewSources(publishFunc(func(specs []balancer.Spec) { last = specs }))
-	s.grace = 100 * time.Millisecond
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}})
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}})
-	if st := stateOf(last, "b"); st != balancer.Draining {
+	clk := newFakeClock()
+	s := NewSources(publishFunc(func(specs []balancer.Spec) { mu.Lock(); last = specs; mu.Unlock() }), clk)
+	lastSpecs := func() []balancer.Spec { mu.Lock(); defer mu.Unlock(); return last }
+	grace := 30 * time.Second
+	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}}, grace)
+	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}}, grace)
+	if st := stateOf(lastSpecs(), "b"); st != balancer.Draining {
 		t.Fatalf("removed backend: %v, want draining during the grace", st)
 	}
+	clk.nextWait(t) // the grace timer is armed
+	clk.Advance(grace - time.Second)
+	if st := stateOf(lastSpecs(), "b"); st != balancer.Draining {
+		t.Fatalf("removed backend before its grace ended: %v, want draining", st)
+	}
+	clk.Advance(time.Second)
 	deadline := time.Now().Add(3 * time.Second)
-	for {
-		s.mu.Lock()
-		n := len(last)
-		s.mu.Unlock()
-		if n == 1 {
-			break
-		}
+	for len(lastSpecs()) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("removed backend still listed after the grace: %+v", last)
+			t.Fatalf("removed backend still listed after the grace: %+v", lastSpecs())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	// Re-adding within the grace cancels the removal.
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "c", State: balancer.Active}})
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}})
-	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "c", State: balancer.Active}})
+	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "c", State: balancer.Active}}, grace)
+	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}}, grace)
+	s.Set("static", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "c", State: balancer.Active}}, grace)
 	if st := stateOf(s.Specs(), "c"); st != balancer.Active {
 		t.Fatalf("re-added backend: %v", st)
+	}
+}
+
+// Grace 0 means none: a provider that keeps its own grace (Consul's deregister_grace) is not given a
+// second one here.
+func TestRemovedBackendWithoutGraceGoesAtOnce(t *testing.T) {
+	var last []balancer.Spec
+	s := NewSources(publishFunc(func(specs []balancer.Spec) { last = specs }), newFakeClock())
+	s.Set("consul:chat", []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}}, 0)
+	s.Set("consul:chat", []balancer.Spec{{ID: "a", State: balancer.Active}}, 0)
+	if len(last) != 1 || last[0].ID != "a" {
+		t.Fatalf("with grace 0 the removed backend is still listed: %+v", last)
+	}
+	s.Set("consul:chat", nil, 0)
+	if len(last) != 0 {
+		t.Fatalf("a removed source's backends are still listed: %+v", last)
 	}
 }

@@ -13,13 +13,27 @@ import (
 	"sioproxy/sticky"
 )
 
-// Request kinds, for metrics and logs.
+// Kind is what a request is, for metrics and logs.
+type Kind uint8
+
+// Request kinds.
 const (
-	kindPoll      = "poll"
-	kindHandshake = "handshake"
-	kindUpgrade   = "upgrade"
-	kindOther     = "other"
+	KindPoll      Kind = iota // a polling GET or POST of a session
+	KindHandshake             // a polling handshake (no sid)
+	KindUpgrade               // a WebSocket upgrade, with or without a sid
+	KindOther                 // any other request
+	NumKinds                  // the number of kinds, for arrays indexed by Kind
 )
+
+var kindNames = [NumKinds]string{"poll", "handshake", "upgrade", "other"}
+
+// String returns the kind's metric label: poll, handshake, upgrade or other.
+func (k Kind) String() string {
+	if k < NumKinds {
+		return kindNames[k]
+	}
+	return "other"
+}
 
 // Handle is the fasthttp handler: classify, route, forward or tunnel.
 func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
@@ -30,21 +44,21 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	upgrade := isUpgrade(&ctx.Request.Header)
 	info := rt.classifier.Classify(path, query, upgrade)
 
-	var kind string
+	var kind Kind
 	switch {
 	case info.EngineIO && info.SID != nil:
-		kind = kindPoll
+		kind = KindPoll
 		if upgrade {
-			kind = kindUpgrade
+			kind = KindUpgrade
 		}
 		p.sticky(ctx, rt, &info, path, query)
 	case info.EngineIO && !upgrade && info.Transport == sticky.TransportPolling && ctx.IsGet():
-		kind = kindHandshake
+		kind = KindHandshake
 		p.handshake(ctx, rt, &info)
 	default:
-		kind = kindOther
+		kind = KindOther
 		if upgrade {
-			kind = kindUpgrade
+			kind = KindUpgrade
 		}
 		p.placed(ctx, rt, &info, upgrade)
 	}
@@ -287,6 +301,7 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, session 
 				unavailable(ctx, fasthttp.StatusBadGateway, 0)
 				return nil, balancer.Claim{}, lastErr
 			}
+			p.metrics.Unavailable(reason)
 			if reason == balancer.AllFull {
 				unavailable(ctx, fasthttp.StatusServiceUnavailable, int(p.balancer.RetryAfter()/time.Second))
 			} else {
@@ -362,4 +377,6 @@ func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx
 }
 
 // upstreamDeadline is how long a tunnel waits for the backend's answer to an upgrade.
-func upstreamDeadline(rt *rtConfig) time.Time { return time.Now().Add(rt.DialTimeout + 10*time.Second) }
+func (p *Proxy) upstreamDeadline(rt *rtConfig) time.Time {
+	return p.now().Add(rt.DialTimeout + 10*time.Second)
+}

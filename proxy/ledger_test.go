@@ -226,3 +226,63 @@ func TestOwnerGoneEndsItsSessions(t *testing.T) {
 		t.Fatalf("table has %d entries, %d of them on the remaining backend", n, want)
 	}
 }
+
+// A reload of the client settings reaches the clients of backends that already have one.
+func TestApplyReachesExistingClients(t *testing.T) {
+	b := startBackend(t, "ap")
+	p := startProxy(t, nil, specsOf(b))
+	handshake(t, p.addr)
+	be := p.bal.Snapshot().ByID(b.url())
+	before := p.client(be, p.rt.Load())
+	s := p.rt.Load().Settings
+	s.UpstreamTimeout = 123 * time.Second
+	s.MaxConnsPerBackend = 77
+	p.Apply(s)
+	after := p.client(be, p.rt.Load())
+	if after == before || after.ReadTimeout != 123*time.Second || after.MaxConns != 77 {
+		t.Fatalf("after Apply the backend's client has ReadTimeout %v, MaxConns %d (new client: %v)", after.ReadTimeout, after.MaxConns, after != before)
+	}
+	s.TunnelIdleTimeout = 2 * time.Minute // not a client setting: the client stays
+	p.Apply(s)
+	if p.client(be, p.rt.Load()) != after {
+		t.Fatal("Apply of a non-client setting replaced the client")
+	}
+	handshake(t, p.addr)
+}
+
+// Apply while requests are served, under the race detector (it used to write the server's body limit
+// while connections read it).
+func TestApplyWhileServing(t *testing.T) {
+	b := startBackend(t, "race")
+	p := startProxy(t, nil, specsOf(b))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s := p.rt.Load().Settings
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.MaxBodyBytes = 1000 + i%2
+			p.Apply(s)
+		}
+	}()
+	for i := 0; i < 30; i++ {
+		sid := handshake(t, p.addr)
+		if code, _ := post(t, pollURL(p.addr, sid), "40"); code != 200 {
+			t.Fatalf("POST while applying: %d", code)
+		}
+	}
+	close(stop)
+	<-done
+	s := p.rt.Load().Settings
+	s.MaxBodyBytes = 10
+	p.Apply(s)
+	sid := handshake(t, p.addr)
+	if code, _ := post(t, pollURL(p.addr, sid), "4"+string(make([]byte, 20))); code != 413 {
+		t.Fatalf("body over the reloaded limit: %d, want 413", code)
+	}
+}

@@ -41,26 +41,18 @@ type Settings struct {
 // has no key.
 type KeyFunc func(ctx *fasthttp.RequestCtx, clientIP netip.Addr) (key uint64, ok bool)
 
-// DefaultSettings returns the settings a production proxy starts from.
-func DefaultSettings() Settings {
-	return Settings{
-		Paths:              []string{"/socket.io/"},
-		TagSIDs:            true,
-		SessionTTL:         60 * time.Second,
-		TTLMargin:          15 * time.Second,
-		MaxBodyBytes:       1_000_000,
-		UpstreamTimeout:    90 * time.Second,
-		DialTimeout:        3 * time.Second,
-		TunnelIdleTimeout:  90 * time.Second,
-		MaxConnsPerBackend: 20000,
-	}
-}
-
 // rtConfig is Settings plus what is derived from them.
 type rtConfig struct {
 	Settings
 	classifier *sticky.Classifier
 	trusted    trustedNets
+	clientGen  uint64 // bumped when a setting of the pooled backend clients changes
+}
+
+// pooledClient is a backend's HTTP client and the settings generation it was built with.
+type pooledClient struct {
+	hc  *fasthttp.HostClient
+	gen uint64
 }
 
 // Proxy routes requests to backends. Create it with New, serve with Serve, stop with Shutdown.
@@ -72,7 +64,7 @@ type Proxy struct {
 	now      func() time.Time
 
 	rt        atomic.Pointer[rtConfig]
-	clients   sync.Map // backend ID -> *fasthttp.HostClient
+	clients   sync.Map // backend ID -> pooledClient
 	tunnels   *tunnelRegistry
 	tunnelLog logEvery // the tunnel limit's log line, once a second at most
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
@@ -89,9 +81,10 @@ type Proxy struct {
 
 // Metrics receives events the proxy counts; nil methods are not allowed, use NopMetrics.
 type Metrics interface {
-	Request(kind string, status int, elapsed time.Duration)
+	Request(kind Kind, status int, elapsed time.Duration)
 	SIDUnknown()
 	Handshake(backendID string)
+	Unavailable(reason balancer.Reason) // a new session answered 503 (Retry-After): no backend could take it
 	ListenerMetrics
 }
 
@@ -108,7 +101,7 @@ type ListenerMetrics interface {
 type NopMetrics struct{}
 
 // Request implements Metrics.
-func (NopMetrics) Request(string, int, time.Duration) {}
+func (NopMetrics) Request(Kind, int, time.Duration) {}
 
 // SIDUnknown implements Metrics.
 func (NopMetrics) SIDUnknown() {}
@@ -130,6 +123,9 @@ func (NopMetrics) TunnelRefused() {}
 
 // AcceptError implements Metrics.
 func (NopMetrics) AcceptError() {}
+
+// Unavailable implements Metrics.
+func (NopMetrics) Unavailable(balancer.Reason) {}
 
 // Option configures a Proxy.
 type Option func(*Proxy)
@@ -166,7 +162,8 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		NoDefaultDate:                 true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePreParseMultipartForm:  true,
-		MaxRequestBodySize:            s.MaxBodyBytes,
+		MaxRequestBodySize:            s.MaxBodyBytes, // per request: headerReceived
+		HeaderReceived:                p.headerReceived,
 		ReadTimeout:                   60 * time.Second,
 		WriteTimeout:                  30 * time.Second,
 		IdleTimeout:                   120 * time.Second,
@@ -179,13 +176,24 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 	return p
 }
 
-// Apply swaps in new settings (hot reload). Sessions, tunnels and pooled connections are kept.
+// Apply swaps in new settings (hot reload). Sessions and tunnels are kept. When a setting of the
+// backend clients changes (upstream_timeout, dial_timeout, max_conns_per_backend), every backend gets
+// a new client for its next request; requests on the old ones finish.
 func (p *Proxy) Apply(s Settings) {
 	rt := &rtConfig{Settings: s, classifier: sticky.NewClassifier(s.Paths), trusted: trustedNets(s.TrustedProxies)}
-	p.rt.Store(rt)
-	if p.server != nil {
-		p.server.MaxRequestBodySize = s.MaxBodyBytes
+	if old := p.rt.Load(); old != nil {
+		rt.clientGen = old.clientGen
+		if old.UpstreamTimeout != s.UpstreamTimeout || old.DialTimeout != s.DialTimeout || old.MaxConnsPerBackend != s.MaxConnsPerBackend {
+			rt.clientGen++
+		}
 	}
+	p.rt.Store(rt)
+}
+
+// headerReceived sets the body limit of each request from the current settings (the server's own
+// field is not written while serving).
+func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	return fasthttp.RequestConfig{MaxRequestBodySize: p.rt.Load().MaxBodyBytes}
 }
 
 // Table is the session table (for admin and tests).
@@ -249,9 +257,9 @@ func (p *Proxy) sessionEnded(sid, backendID string) {
 // client returns the pooled HTTP client of a backend, creating it on first use.
 func (p *Proxy) client(be *balancer.Backend, rt *rtConfig) *fasthttp.HostClient {
 	if c, ok := p.clients.Load(be.ID); ok {
-		hc := c.(*fasthttp.HostClient)
-		if hc.Addr == be.Addr && hc.IsTLS == be.TLS {
-			return hc
+		pc := c.(pooledClient)
+		if pc.hc.Addr == be.Addr && pc.hc.IsTLS == be.TLS && pc.gen == rt.clientGen {
+			return pc.hc
 		}
 	}
 	dialTimeout := rt.DialTimeout
@@ -273,7 +281,7 @@ func (p *Proxy) client(be *balancer.Backend, rt *rtConfig) *fasthttp.HostClient 
 			return fasthttp.DialTimeout(addr, dialTimeout)
 		},
 	}
-	p.clients.Store(be.ID, hc) // a newer address replaces the old client; requests on it finish
+	p.clients.Store(be.ID, pooledClient{hc: hc, gen: rt.clientGen}) // replaces an older client; requests on it finish
 	return hc
 }
 

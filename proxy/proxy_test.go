@@ -22,6 +22,21 @@ import (
 	"sioproxy/sticky"
 )
 
+// testSettings are the settings of a production proxy (configs.Default's values).
+func testSettings() Settings {
+	return Settings{
+		Paths:              []string{"/socket.io/"},
+		TagSIDs:            true,
+		SessionTTL:         60 * time.Second,
+		TTLMargin:          15 * time.Second,
+		MaxBodyBytes:       1_000_000,
+		UpstreamTimeout:    90 * time.Second,
+		DialTimeout:        3 * time.Second,
+		TunnelIdleTimeout:  90 * time.Second,
+		MaxConnsPerBackend: 20000,
+	}
+}
+
 type testProxy struct {
 	*Proxy
 	addr string
@@ -45,7 +60,7 @@ func startProxyOpts(t testing.TB, mod func(*Settings), specs []balancer.Spec, op
 	t.Helper()
 	bal := balancer.New(balancer.NewRoundRobin(), balancer.WithTagger(sticky.TagFor))
 	bal.Update(specs)
-	s := DefaultSettings()
+	s := testSettings()
 	s.DialTimeout = time.Second
 	if mod != nil {
 		mod(&s)

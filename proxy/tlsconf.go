@@ -32,7 +32,7 @@ type TLSOptions struct {
 // A file that does not load is refused with an error naming it, and the running set is kept.
 type CertStore struct {
 	log  *zap.Logger
-	mu   sync.Mutex // serialises Reload and Update
+	mu   sync.Mutex // serialises installs; guards opts
 	opts TLSOptions
 	cur  atomic.Pointer[tls.Config]
 	base *tls.Config
@@ -63,7 +63,8 @@ func NewCertStore(log *zap.Logger, o TLSOptions) (*CertStore, error) {
 // ServerConfig is the tls.Config of the listener (ListenerOptions.TLS); it follows reloads.
 func (s *CertStore) ServerConfig() *tls.Config { return s.base }
 
-// Reload re-reads every certificate, key and CA file. On error nothing changes.
+// Reload re-reads every certificate, key and CA file. On error nothing changes; the error, also
+// logged, names the file.
 func (s *CertStore) Reload() error {
 	s.mu.Lock()
 	o := s.opts
@@ -71,20 +72,48 @@ func (s *CertStore) Reload() error {
 	return s.Update(o)
 }
 
-// Update loads new options (a config reload that changed the tls section). On error nothing
-// changes; the error, also logged, names the file.
+// Update loads new options (a config reload that changed the tls section) and installs them. On
+// error nothing changes; the error, also logged, names the file.
 func (s *CertStore) Update(o TLSOptions) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cfg, err := buildTLS(o)
+	g, err := s.Prepare(o)
 	if err != nil {
 		s.log.Error("tls reload refused, running certificates kept", zap.Error(err))
 		return err
 	}
-	s.opts = o
-	s.cur.Store(cfg)
-	s.logLoaded("tls certificates reloaded", cfg)
+	s.Install(g)
 	return nil
+}
+
+// CertSet is a loaded generation of the listener's TLS settings, not yet in use (Prepare).
+type CertSet struct {
+	opts TLSOptions
+	cfg  *tls.Config
+}
+
+// Prepare reads the files of o into a CertSet without changing what is served, so that a reload
+// can build everything before it swaps anything. The error names the file that failed.
+func (s *CertStore) Prepare(o TLSOptions) (*CertSet, error) {
+	cfg, err := buildTLS(o)
+	if err != nil {
+		return nil, err
+	}
+	return &CertSet{opts: o, cfg: cfg}, nil
+}
+
+// Options returns the options the store serves now (a reload with unchanged keys re-reads them).
+func (s *CertStore) Options() TLSOptions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
+
+// Install serves a prepared CertSet to every new handshake from now on.
+func (s *CertStore) Install(g *CertSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts = g.opts
+	s.cur.Store(g.cfg)
+	s.logLoaded("tls certificates reloaded", g.cfg)
 }
 
 func (s *CertStore) logLoaded(msg string, cfg *tls.Config) {

@@ -354,7 +354,7 @@ func startFrontProxy(t testing.TB, mod func(*Settings), specs []balancer.Spec, l
 	t.Helper()
 	bal := balancer.New(balancer.NewRoundRobin(), balancer.WithTagger(sticky.TagFor))
 	bal.Update(specs)
-	s := DefaultSettings()
+	s := testSettings()
 	s.DialTimeout = time.Second
 	if mod != nil {
 		mod(&s)

@@ -131,6 +131,9 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig) {
 			if i > 0 {
 				status, retry = fasthttp.StatusBadGateway, 0
 			}
+			if status == fasthttp.StatusServiceUnavailable {
+				p.metrics.Unavailable(reason)
+			}
 			unavailable(ctx, status, retry)
 			return
 		}
@@ -195,7 +198,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 	for _, k := range hopHeaders[:5] { // Keep-Alive, Proxy-*, TE; Upgrade and Connection must pass
 		h.DelBytes(k)
 	}
-	conn.SetDeadline(upstreamDeadline(rt))
+	conn.SetDeadline(p.upstreamDeadline(rt))
 	if _, err := conn.Write(h.Header()); err != nil {
 		conn.Close()
 		p.upgradeFailed(ctx, be, rawSID, err)

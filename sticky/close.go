@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+
+	"sioproxy/eioproto"
 )
 
 // HasClosePacket reports whether a polling payload (a poll response or a POST body, decompressed)
@@ -45,29 +47,29 @@ func hasClose(body []byte) bool {
 	if body[0] <= 1 {
 		found := false
 		for off := 0; off < len(body); {
-			p, ok := nextV3Binary(body, off)
+			p, ok := eioproto.NextV3Binary(body, off)
 			if !ok {
 				return false
 			}
-			if !p.binary && p.n == 1 && body[p.start] == '1' {
+			if !p.Binary && p.N == 1 && body[p.Start] == '1' {
 				found = true
 			}
-			off = p.end
+			off = p.End
 		}
 		return found
 	}
-	if looksV3Text(body) {
+	if eioproto.LooksV3Text(body) {
 		found, ok := false, true
 		for off := 0; off < len(body); {
-			t, good := nextV3Text(body, off)
+			t, good := eioproto.NextV3Text(body, off)
 			if !good {
 				ok = false
 				break
 			}
-			if t.end-t.start == 1 && body[t.start] == '1' {
+			if t.End-t.Start == 1 && body[t.Start] == '1' {
 				found = true
 			}
-			off = t.end
+			off = t.End
 		}
 		if ok {
 			return found

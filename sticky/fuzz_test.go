@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"sioproxy/eioproto"
 )
 
 // seedBodies are handshake and payload bodies shared by the fuzz targets' seed corpora.
@@ -144,11 +146,11 @@ func FuzzHasClosePacket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got := HasClosePacket(body)
 		// A v4 message packet (first byte '4', no separators) is never a close.
-		if len(body) > 1 && body[0] == '4' && bytes.IndexByte(body, 0x1E) < 0 && !looksV3Text(body) && got {
+		if len(body) > 1 && body[0] == '4' && bytes.IndexByte(body, 0x1E) < 0 && !eioproto.LooksV3Text(body) && got {
 			t.Errorf("HasClosePacket(%q) = true for a single message packet", body)
 		}
 		// Appending a v4 close packet to a v4 payload of messages makes it a close.
-		if len(body) > 0 && body[0] == '4' && !looksV3Text(body) {
+		if len(body) > 0 && body[0] == '4' && !eioproto.LooksV3Text(body) {
 			withClose := append(bytes.Clone(body), 0x1E, '1')
 			if !HasClosePacket(withClose) {
 				t.Errorf("HasClosePacket(%q) = false", withClose)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"sioproxy/eioproto"
 )
 
 // Format is the framing of a handshake (polling) response.
@@ -105,23 +107,23 @@ func parseFramed(body []byte) (parsed, error) {
 		return p, errorf("empty body")
 	case body[0] <= 1:
 		p.hs.Format = FormatV3Binary
-		b, ok := nextV3Binary(body, 0)
+		b, ok := eioproto.NextV3Binary(body, 0)
 		if !ok {
 			return p, errorf("bad or truncated v3 binary framing")
 		}
-		if b.binary {
+		if b.Binary {
 			return p, errorf("first v3 packet is binary")
 		}
-		p.lenStart, p.lenEnd, p.n = 1, b.ff, b.n
-		start, end = b.start, b.end
-	case looksV3Text(body):
+		p.lenStart, p.lenEnd, p.n = 1, b.FF, b.N
+		start, end = b.Start, b.End
+	case eioproto.LooksV3Text(body):
 		p.hs.Format = FormatV3Text
-		t, ok := nextV3Text(body, 0)
+		t, ok := eioproto.NextV3Text(body, 0)
 		if !ok {
 			return p, errorf("bad or truncated v3 text framing")
 		}
-		p.lenStart, p.lenEnd, p.n = 0, t.lenEnd, t.n
-		start, end = t.start, t.end
+		p.lenStart, p.lenEnd, p.n = 0, t.LenEnd, t.N
+		start, end = t.Start, t.End
 	default:
 		p.hs.Format = FormatV4
 		end = bytes.IndexByte(body, 0x1E)

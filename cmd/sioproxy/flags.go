@@ -27,6 +27,7 @@ type options struct {
 	tlsCert   string
 	tlsKey    string
 	ppFrom    listFlag
+	paths     listFlag
 	version   bool
 	set       map[string]bool // flags given on the command line
 }
@@ -40,6 +41,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, error) 
 	fs.Var(&o.backends, "backend", "backend `URL` (repeatable), e.g. http://127.0.0.1:3001; replaces the file's backends")
 	fs.StringVar(&o.logLevel, "log-level", "", "log `level`: debug, info, warn, error (default info)")
 	fs.StringVar(&o.logFormat, "log-format", "", "log `format`: json or console (default json)")
+	fs.Var(&o.paths, "path", "Engine.IO path `prefix` (repeatable), e.g. /socket.io/ or /engine.io/; replaces sticky.paths")
 	fs.StringVar(&o.policy, "policy", "", "placement `policy` of new sessions: p2c, round_robin, least_sessions, hash")
 	fs.StringVar(&o.admin, "admin-listen", "", "admin API and metrics `address` (default 127.0.0.1:9090; empty string disables)")
 	fs.StringVar(&o.consul, "consul-addr", "", "Consul agent `host:port` for discovery")

@@ -21,7 +21,7 @@ func (m *Mirror) Handler() http.Handler {
 	mux.HandleFunc("POST /mirror/enable", func(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("sample"); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 || f > 1 {
+			if err != nil || !(f >= 0 && f <= 1) { // NaN fails both
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "sample: want a number between 0 and 1"})
 				return
 			}

@@ -15,4 +15,10 @@
 // The shadow speaks the target's protocol (Engine.IO 4 by default), so a socket.io 2 (Engine.IO 3,
 // Socket.IO protocol 4) primary can be mirrored to a socket.io 4 target: framing is translated and
 // the Socket.IO CONNECT to "/" that protocol 5 requires is sent by the shadow.
+//
+// The shadow client is not an eioclient.Conn, though both use eioproto's codecs: eioclient builds
+// Socket.IO packets from Go values and numbers acks itself, while the shadow must send the client's
+// packets as the client sent them, with the client's own ack ids, so that each of the shadow's acks
+// can be matched with the primary's answer to the same emit; and it must never block or buffer
+// without bound, which eioclient, made for load generation, does not promise.
 package mirror

@@ -263,6 +263,8 @@ func TestHandler(t *testing.T) {
 		{"POST", "/mirror/disable", 200, false, 1},
 		{"POST", "/mirror/enable?sample=0.25", 200, true, 0.25},
 		{"POST", "/mirror/enable?sample=2", 400, true, 0.25},
+		{"POST", "/mirror/enable?sample=NaN", 400, true, 0.25},
+		{"POST", "/mirror/enable?sample=-Inf", 400, true, 0.25},
 		{"GET", "/mirror/report", 200, true, 0.25},
 		{"GET", "/mirror/enable", 405, true, 0.25},
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sioproxy/balancer"
+	"sioproxy/configs"
 	"sioproxy/test/testkit"
 )
 
@@ -109,7 +110,7 @@ func TestHashXFFAffinity(t *testing.T) {
 	for _, v := range views {
 		total += v.Sessions + v.Tunnels
 	}
-	limit := math.Ceil((1 + balancer.DefaultEpsilon) * float64(total+1) / 3)
+	limit := math.Ceil((1 + configs.Default().Balancer.Epsilon) * float64(total+1) / 3)
 	for _, b := range bs {
 		if l := views[b.Name].Sessions + views[b.Name].Tunnels; float64(l) > limit {
 			t.Errorf("%s has load %d, above the bound %.0f", b.Name, l, limit)
@@ -122,7 +123,7 @@ func TestHashXFFAffinity(t *testing.T) {
 // idle snapshot with the same backend IDs.
 func rendezvous(t *testing.T, ids []string, clientIPs []string, exclude string) []string {
 	t.Helper()
-	bal := balancer.New(balancer.NewHash(balancer.PolicyConfig{}))
+	bal := balancer.New(balancer.NewHash(configs.Default().Balancer.Epsilon))
 	specs := make([]balancer.Spec, len(ids))
 	for i, id := range ids {
 		specs[i] = balancer.Spec{ID: id, Weight: 1}

@@ -1,7 +1,9 @@
 package browser
 
 import (
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,10 +19,23 @@ const demoShot = "/tmp/sioproxy-demo.png"
 func TestDemoPage(t *testing.T) {
 	const tabs = 3
 	drv := browserDriver(t)
-	addr := testkit.FreeAddr(t)
+	addr, admin := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	p := testkit.Start(t, testkit.Command{Name: "sioproxy demo", Dir: testkit.Root(), Bin: testkit.ProxyBin(),
-		Args: []string{"demo", "-listen", addr, "-log-level", "warn"}})
+		Args: []string{"demo", "-listen", addr, "-admin-listen", admin, "-log-level", "info"}})
 	testkit.WaitTCP(t, p, addr, testkit.ProxyReadyTimeout)
+	// The demo prints the dashboard's address beside its own, and the dashboard is there.
+	dashboard := "http://" + admin + "/dashboard/"
+	if _, _, err := p.WaitLine(0, 10*time.Second, func(l string) bool {
+		return strings.Contains(l, "http://"+addr+"/") && strings.Contains(l, dashboard)
+	}); err != nil {
+		t.Fatalf("the demo did not print its address and the dashboard's (%s): %v\n%s", dashboard, err, p.Tail(10))
+	}
+	testkit.WaitTCP(t, p, admin, testkit.ProxyReadyTimeout)
+	if resp, err := http.Get(dashboard); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %v %v", dashboard, resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	message := "hello from tab 1 at " + strconv.FormatInt(time.Now().UnixNano(), 36)
 	var res struct {

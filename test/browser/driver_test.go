@@ -116,6 +116,14 @@ type answer struct {
 // do sends job (its "id" is set here), waits for the answer and decodes its result into out.
 func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out any) {
 	t.Helper()
+	if ok, errText := d.tryDo(t, job, timeout, out); !ok {
+		t.Fatalf("run.js job %v failed: %s", job["kind"], errText)
+	}
+}
+
+// tryDo is do that returns false and run.js's error when the job failed.
+func (d *driver) tryDo(t *testing.T, job map[string]any, timeout time.Duration, out any) (bool, string) {
+	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.nextID++
@@ -142,11 +150,12 @@ func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out
 		t.Fatalf("run.js job %v: %v\n%s", job["kind"], err, d.p.Tail(30))
 	}
 	if !a.OK {
-		t.Fatalf("run.js job %v failed: %s", job["kind"], a.Error)
+		return false, a.Error
 	}
 	if err := json.Unmarshal(a.Result, out); err != nil {
 		t.Fatalf("run.js job %v: decode %s: %v", job["kind"], a.Result, err)
 	}
+	return true, ""
 }
 
 // killUnder SIGKILLs every process whose command line mentions dir (the browser's profile lives

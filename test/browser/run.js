@@ -16,6 +16,16 @@
 //   {"id":2,"kind":"demo","url":U,"tabs":N,"message":TEXT,"screenshot":PATH,"timeoutMs":T}
 //     opens N tabs of one context at the demo page, waits until each shows a backend and the websocket
 //     transport, sends TEXT from tab 1 and waits for it in every tab's #messages.
+//   {"id":3,"kind":"open","url":U,"width":W,"height":H,"timeoutMs":T}
+//     opens U in a page of its own context and keeps it: {"page":P}. The page's console errors and
+//     uncaught exceptions are kept for "close".
+//   {"id":4,"kind":"wait","page":P,"expr":JS,"timeoutMs":T}   waits until the expression JS is truthy: {"value":V}
+//   {"id":5,"kind":"eval","page":P,"expr":JS}                 its value (a promise is awaited): {"value":V}
+//   {"id":6,"kind":"click"|"fill","page":P,"selector":S,"value":V}
+//   {"id":7,"kind":"viewport","page":P,"width":W,"height":H}
+//   {"id":8,"kind":"screenshot","page":P,"path":PATH}         a full-page PNG
+//   {"id":9,"kind":"errors","page":P}                         its errors so far: {"errors":[...]}
+//   {"id":10,"kind":"close","page":P}                         closes it: {"errors":[...]}
 // End of stdin closes the browser and exits.
 'use strict';
 
@@ -110,6 +120,81 @@ async function demo(browser, job) {
   }
 }
 
+// Pages kept open between jobs, by number.
+const pages = new Map();
+let nextPage = 0;
+
+function pageOf(job) {
+  const p = pages.get(job.page);
+  if (!p) throw new Error('no page ' + job.page);
+  return p;
+}
+
+async function open(browser, job) {
+  const ctx = await browser.newContext({ viewport: { width: job.width || 1280, height: job.height || 800 } });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
+  const id = ++nextPage;
+  pages.set(id, { ctx, page, errors });
+  await page.goto(job.url, { timeout: job.timeoutMs || 30000 });
+  return { page: id };
+}
+
+// wait polls the expression from here rather than with page.waitForFunction, which evaluates a
+// string inside the page and so needs 'unsafe-eval' from the page's Content-Security-Policy.
+async function wait(browser, job) {
+  const { page } = pageOf(job);
+  const deadline = Date.now() + (job.timeoutMs || 30000);
+  let last;
+  for (;;) {
+    try {
+      last = await page.evaluate(job.expr);
+      if (last) return { value: last };
+    } catch (e) {
+      last = 'error: ' + e.message.split('\n')[0]; // e.g. the page is navigating
+    }
+    if (Date.now() > deadline) throw new Error('timed out; last value ' + JSON.stringify(last));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function evaluate(browser, job) {
+  return { value: await pageOf(job).page.evaluate(job.expr) };
+}
+
+async function click(browser, job) {
+  await pageOf(job).page.click(job.selector, { timeout: job.timeoutMs || 10000 });
+  return {};
+}
+
+async function fill(browser, job) {
+  await pageOf(job).page.fill(job.selector, job.value, { timeout: job.timeoutMs || 10000 });
+  return {};
+}
+
+async function viewport(browser, job) {
+  await pageOf(job).page.setViewportSize({ width: job.width, height: job.height });
+  return {};
+}
+
+async function screenshot(browser, job) {
+  await pageOf(job).page.screenshot({ path: job.path, fullPage: true });
+  return {};
+}
+
+async function errors(browser, job) {
+  return { errors: pageOf(job).errors.slice() };
+}
+
+async function close(browser, job) {
+  const p = pageOf(job);
+  pages.delete(job.page);
+  await p.ctx.close().catch(() => {});
+  return { errors: p.errors };
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath,
@@ -119,7 +204,7 @@ async function main() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   out({ event: 'ready', browser: browser.version() });
-  const kinds = { clients, demo };
+  const kinds = { clients, demo, open, wait, eval: evaluate, click, fill, viewport, screenshot, errors, close };
   const rl = readline.createInterface({ input: process.stdin });
   const pending = [];
   rl.on('line', (line) => {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,11 +96,19 @@ func (c *cluster) allStates(state string) map[string]string {
 	return m
 }
 
-// startProxy starts sioproxy with discovery from flags only (no config file) and waits until
-// every backend is active in /backends.
-func (c *cluster) startProxy(t *testing.T) *proxyProc {
+// startProxy starts sioproxy with discovery from flags and waits until every backend is active in
+// /backends. With config YAML, the flags are given over a file that holds it (flags only otherwise).
+func (c *cluster) startProxy(t *testing.T, config ...string) *proxyProc {
 	t.Helper()
-	c.px = launchProxy(t, "-consul-addr", c.agent.Addr, "-consul-service", service, "-log-level", "info")
+	args := []string{"-consul-addr", c.agent.Addr, "-consul-service", service, "-log-level", "info"}
+	if len(config) > 0 {
+		path := filepath.Join(t.TempDir(), "sioproxy.yaml")
+		if err := os.WriteFile(path, []byte(strings.Join(config, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-config", path)
+	}
+	c.px = launchProxy(t, args...)
 	c.px.waitStates(t, c.allStates("active"), 15*time.Second)
 	return c.px
 }

@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"sioproxy/sticky"
 	"sioproxy/test/testkit"
 )
 
@@ -78,4 +83,76 @@ func TestReplicasBehindRoundRobin(t *testing.T) {
 		})
 	}
 	assertNoUnknownSID(t, bs)
+}
+
+// TestReplicaCountsReturnToZero: real sessions whose requests alternate between two replicas count
+// on each replica that saw them answered, and every count returns to exactly 0 once the sessions
+// ended (the replica that saw the close or the tunnel end forgets at once, the other after the
+// session's ping interval + timeout + margin). A forged sid, meanwhile, counts nowhere.
+func TestReplicaCountsReturnToZero(t *testing.T) {
+	var bs []*testkit.Backend
+	for i := 1; i <= 2; i++ {
+		bs = append(bs, testkit.LaunchBackend(t, fmt.Sprintf("z%d", i), "4", "--ping-interval", "4000", "--ping-timeout", "3000"))
+	}
+	testkit.WaitReady(t, testkit.BackendReadyTimeout, bs...)
+	cfg := filepath.Join(t.TempDir(), "sioproxy.yaml")
+	if err := os.WriteFile(cfg, []byte("sticky:\n  session_ttl: 2s\n  ttl_margin: 1s\nlog:\n  level: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-config", cfg}
+	for _, b := range bs {
+		args = append(args, "-backend", b.URL())
+	}
+	pa := testkit.StartProxy(t, testkit.ProxySpec{Name: "replica A", Admin: testkit.FreeAddr(t), Args: args})
+	pb := testkit.StartProxy(t, testkit.ProxySpec{Name: "replica B", Admin: testkit.FreeAddr(t), Args: args})
+	front := startRoundRobinFront(t, []string{pa.URL(), pb.URL()})
+
+	for _, mode := range []string{"polling", "upgrade", "websocket"} {
+		sum := testkit.RunClients(t, testkit.ClientOpts{URL: front.srv.URL, Mode: mode, Version: "4", N: 40, Emits: 3})
+		if sum.OK != 40 {
+			t.Fatalf("%s: %d of 40 sessions ok", mode, sum.OK)
+		}
+	}
+	// A forged sid with a real tag: routed by it, answered "Session ID unknown", counted nowhere.
+	views := backendViews(t, pa)
+	for i := 0; i < 50; i++ {
+		sid := sticky.AppendTagged(nil, views[i%2].Tag, []byte(fmt.Sprintf("forged%014d", i)))
+		u := front.srv.URL + "/socket.io/?EIO=4&transport=polling&sid=" + string(sid)
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	zero := func(p *testkit.Proxy) bool {
+		for _, v := range backendViews(t, p) {
+			if v.Sessions != 0 || v.Tunnels != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	if !testkit.WaitFor(30*time.Second, func() bool { return zero(pa) && zero(pb) }) {
+		t.Fatalf("counts after every session ended: replica A %+v, replica B %+v; want all 0", backendViews(t, pa), backendViews(t, pb))
+	}
+}
+
+type countView struct {
+	ID       string `json:"id"`
+	Tag      string `json:"tag"`
+	Sessions int64  `json:"sessions"`
+	Tunnels  int64  `json:"tunnels"`
+}
+
+func backendViews(t *testing.T, p *testkit.Proxy) []countView {
+	t.Helper()
+	resp, err := http.Get(p.AdminURL("/backends"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var vs []countView
+	if err := json.NewDecoder(resp.Body).Decode(&vs); err != nil {
+		t.Fatal(err)
+	}
+	return vs
 }

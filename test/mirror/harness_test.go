@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
+	"sioproxy/configs"
+	"sioproxy/daemon"
 	"sioproxy/proxy"
 	"sioproxy/proxy/mirror"
 	"sioproxy/sticky"
@@ -108,7 +110,7 @@ func startProxy(t *testing.T, primaries []*server, pm proxy.Mirror) string {
 	if pm != nil {
 		opts = append(opts, proxy.WithMirror(pm))
 	}
-	p := proxy.New(zap.NewNop(), bal, proxy.DefaultSettings(), opts...)
+	p := proxy.New(zap.NewNop(), bal, daemon.ProxySettings(configs.Default()), opts...)
 	ln, err := proxy.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A real Socket.IO server for the sioproxy end-to-end tests.
 //
-//   node backend.js --port P --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
+//   node backend.js --port P|0 --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
 //                   [--log-headers] [--tls-cert FILE --tls-key FILE]
 //
 // --log-headers adds the handshake request's raw header lines ("headers": [name, value, ...]) to each
@@ -30,7 +30,7 @@ const https = require('https');
 const fs = require('fs');
 
 function parseArgs(argv) {
-  const out = { port: 0, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0,
+  const out = { port: -1, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0,
     logHeaders: false, tlsCert: '', tlsKey: '' };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -50,7 +50,7 @@ function parseArgs(argv) {
         process.exit(2);
     }
   }
-  if (!out.port || !['2', '4'].includes(out.version)) {
+  if (!(out.port >= 0) || !['2', '4'].includes(out.version)) {
     process.stderr.write('usage: node backend.js --port P --name NAME --version 4|2\n');
     process.exit(2);
   }
@@ -247,7 +247,8 @@ server.on('error', (err) => {
 });
 
 server.listen(args.port, args.host, () => {
-  log({ event: 'ready', port: args.port, name: args.name, version: args.version });
+  // --port 0: the kernel picks a free port, reported here (no race with other processes).
+  log({ event: 'ready', port: server.address().port, name: args.name, version: args.version });
 });
 
 for (const sig of ['SIGTERM', 'SIGINT']) {

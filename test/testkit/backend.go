@@ -1,9 +1,9 @@
 package testkit
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -44,14 +44,15 @@ func (b *Backend) URL() string {
 // Addr is the backend's host:port.
 func (b *Backend) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
 
-// LaunchBackend starts backend.js on a free port without waiting for it to listen (see WaitReady).
-// extra are further backend.js arguments (--log-headers, --ping-interval MS, --tls-cert FILE, ...).
+// LaunchBackend starts backend.js without waiting for it to listen: it binds a port of the
+// kernel's choice (no race with other processes for a port picked in advance), which WaitReady
+// learns from its ready line. extra are more of its arguments (--log-headers, --ping-interval MS,
+// --tls-cert FILE, ...).
 func LaunchBackend(t testing.TB, name, version string, extra ...string) *Backend {
 	t.Helper()
-	port := FreePort(t)
-	args := append([]string{"backend.js", "--port", strconv.Itoa(port), "--name", name, "--version", version}, extra...)
+	args := append([]string{"backend.js", "--port", "0", "--name", name, "--version", version}, extra...)
 	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(), Args: args})
-	return &Backend{Proc: p, Name: name, Version: version, Port: port, TLS: slices.Contains(extra, "--tls-cert")}
+	return &Backend{Proc: p, Name: name, Version: version, TLS: slices.Contains(extra, "--tls-cert")}
 }
 
 // LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.
@@ -68,9 +69,17 @@ func LaunchBackends(t testing.TB, n int, format, version string, extra ...string
 func WaitReady(t testing.TB, timeout time.Duration, bs ...*Backend) {
 	t.Helper()
 	for _, b := range bs {
-		if _, _, err := b.WaitLine(0, timeout, HasEvent("ready")); err != nil {
+		line, _, err := b.WaitLine(0, timeout, HasEvent("ready"))
+		if err != nil {
 			t.Fatalf("backend %s: %v\n%s", b.Name, err, b.Tail(20))
 		}
+		var ready struct {
+			Port int `json:"port"`
+		}
+		if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Port <= 0 {
+			t.Fatalf("backend %s: ready line %q has no port", b.Name, line)
+		}
+		b.Port = ready.Port
 	}
 }
 

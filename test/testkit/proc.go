@@ -66,6 +66,17 @@ func Start(t testing.TB, c Command) *Proc {
 	return p
 }
 
+// LogDir is the log directory of the test t, tmp/e2e-logs/<package>/<test>/ under the module root
+// (created): where its processes' logs go, and where it keeps artifacts such as screenshots.
+func LogDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(logDir, fileName(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Start starts c outside any test (a process shared by the tests of a binary); the caller kills
 // it. Its log is tmp/e2e-logs/<package>/<name>.log.
 func (c Command) Start() (*Proc, error) { return c.start(logDir) }

@@ -1,0 +1,144 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// fakeClock is a manual Clock: After registers a timer and reports its duration on waits; Advance
+// moves time and fires the timers that are due.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeTimer
+	waits  chan time.Duration
+}
+
+type fakeTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Unix(1_700_000_000, 0), waits: make(chan time.Duration, 1000)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), ch: ch})
+	c.mu.Unlock()
+	c.waits <- d
+	return ch
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.now) {
+			kept = append(kept, tm)
+			continue
+		}
+		tm.ch <- c.now
+	}
+	c.timers = kept
+}
+
+func (c *fakeClock) nextWait(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-c.waits:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting for a timer")
+		return 0
+	}
+}
+
+// closer records the drain scheduler's closes against a backend with n sessions.
+type closer struct {
+	mu     sync.Mutex
+	left   map[string]int
+	closes chan string
+}
+
+func (c *closer) close(id string, n int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := min(n, c.left[id])
+	c.left[id] -= k
+	if k > 0 {
+		c.closes <- id
+	}
+	return k
+}
+
+func TestDrainSchedulerPacesCloses(t *testing.T) {
+	clk := newFakeClock()
+	cl := &closer{left: map[string]int{"b1": 3, "b2": 5}, closes: make(chan string, 100)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newDrainScheduler(ctx, zap.NewNop(), clk, func() float64 { return 0.5 }, cl.close)
+	if err := s.schedule("b1", 30*time.Second, 2); err != nil {
+		t.Fatal(err)
+	}
+	if d := clk.nextWait(t); d != 30*time.Second {
+		t.Fatalf("first wait %v, want the 30s deadline", d)
+	}
+	clk.Advance(29 * time.Second)
+	select {
+	case id := <-cl.closes:
+		t.Fatalf("closed a session of %s before the deadline", id)
+	default:
+	}
+	clk.Advance(time.Second)
+	for i := 0; i < 3; i++ {
+		if id := <-cl.closes; id != "b1" {
+			t.Fatalf("closed %s", id)
+		}
+		// rate 2/s, jitter 0.5: the mean interval, 500ms.
+		if d := clk.nextWait(t); d != 500*time.Millisecond {
+			t.Fatalf("interval %v after close %d, want 500ms", d, i)
+		}
+		clk.Advance(500 * time.Millisecond)
+	}
+	// No session left: the schedule ends by itself and forgets the backend.
+	waitUntil(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.active) == 0 })
+
+	// An undrain cancels a pending schedule: nothing is closed after its deadline.
+	if err := s.schedule("b2", time.Minute, 10); err != nil {
+		t.Fatal(err)
+	}
+	clk.nextWait(t)
+	s.cancel("b2")
+	clk.Advance(2 * time.Minute)
+	cancel()
+	s.wait()
+	if cl.left["b2"] != 5 {
+		t.Fatalf("a cancelled drain closed %d sessions", 5-cl.left["b2"])
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
