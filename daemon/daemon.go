@@ -40,7 +40,7 @@ type Options struct {
 	// Version is logged at start.
 	Version string
 	// Clock times drain deadlines (nil: the system clock); Rand jitters them (nil: math/rand/v2).
-	Clock Clock
+	Clock health.Clock
 	Rand  func() float64
 	// Getenv reads the environment ($SIOPROXY_ADMIN_TOKEN); nil: os.Getenv.
 	Getenv func(string) string
@@ -81,7 +81,7 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 		return nil, errors.New("daemon: no logger")
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = health.SystemClock{}
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"sioproxy/health"
 )
 
 // Bounds of a drain's parameters (the admin API refuses values outside them with 400; the
@@ -19,23 +21,12 @@ const (
 	MaxDrainRate     = 100_000.0 // sessions closed per second
 )
 
-// Clock is the time source of the drain scheduler; tests inject a fake one.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
 // drainScheduler closes a drained backend's remaining sessions after a deadline, rate per second
 // with jitter, so that their clients reconnect elsewhere without a storm. One schedule per backend;
 // a new drain or an undrain of it replaces or cancels the old one.
 type drainScheduler struct {
 	log   *zap.Logger
-	clock Clock
+	clock health.Clock
 	rand  func() float64                    // in [0, 1)
 	close func(backendID string, n int) int // ends up to n sessions of a backend, returns how many
 
@@ -45,7 +36,7 @@ type drainScheduler struct {
 	wg     sync.WaitGroup
 }
 
-func newDrainScheduler(ctx context.Context, log *zap.Logger, clock Clock, rand func() float64, close func(string, int) int) *drainScheduler {
+func newDrainScheduler(ctx context.Context, log *zap.Logger, clock health.Clock, rand func() float64, close func(string, int) int) *drainScheduler {
 	return &drainScheduler{log: log, clock: clock, rand: rand, close: close, ctx: ctx, active: map[string]context.CancelFunc{}}
 }
 

@@ -7,66 +7,11 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"sioproxy/internal/fakeclock"
 )
 
-// fakeClock is a manual Clock: After registers a timer and reports its duration on waits; Advance
-// moves time and fires the timers that are due.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-	waits  chan time.Duration
-}
-
-type fakeTimer struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_700_000_000, 0), waits: make(chan time.Duration, 1000)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	ch := make(chan time.Time, 1)
-	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), ch: ch})
-	c.mu.Unlock()
-	c.waits <- d
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.timers[:0]
-	for _, tm := range c.timers {
-		if tm.at.After(c.now) {
-			kept = append(kept, tm)
-			continue
-		}
-		tm.ch <- c.now
-	}
-	c.timers = kept
-}
-
-func (c *fakeClock) nextWait(t *testing.T) time.Duration {
-	t.Helper()
-	select {
-	case d := <-c.waits:
-		return d
-	case <-time.After(5 * time.Second):
-		t.Fatal("timed out waiting for a timer")
-		return 0
-	}
-}
+func newFakeClock() *fakeclock.Clock { return fakeclock.New(time.Unix(1_700_000_000, 0)) }
 
 // closer records the drain scheduler's closes against a backend with n sessions.
 type closer struct {
@@ -95,7 +40,7 @@ func TestDrainSchedulerPacesCloses(t *testing.T) {
 	if err := s.schedule("b1", 30*time.Second, 2); err != nil {
 		t.Fatal(err)
 	}
-	if d := clk.nextWait(t); d != 30*time.Second {
+	if d := clk.NextWait(t); d != 30*time.Second {
 		t.Fatalf("first wait %v, want the 30s deadline", d)
 	}
 	clk.Advance(29 * time.Second)
@@ -110,7 +55,7 @@ func TestDrainSchedulerPacesCloses(t *testing.T) {
 			t.Fatalf("closed %s", id)
 		}
 		// rate 2/s, jitter 0.5: the mean interval, 500ms.
-		if d := clk.nextWait(t); d != 500*time.Millisecond {
+		if d := clk.NextWait(t); d != 500*time.Millisecond {
 			t.Fatalf("interval %v after close %d, want 500ms", d, i)
 		}
 		clk.Advance(500 * time.Millisecond)
@@ -122,7 +67,7 @@ func TestDrainSchedulerPacesCloses(t *testing.T) {
 	if err := s.schedule("b2", time.Minute, 10); err != nil {
 		t.Fatal(err)
 	}
-	clk.nextWait(t)
+	clk.NextWait(t)
 	s.cancel("b2")
 	clk.Advance(2 * time.Minute)
 	cancel()

@@ -79,47 +79,29 @@ func NextV3Binary(b []byte, off int) (rec V3Binary, ok bool) {
 	return p, true
 }
 
-// UTF16Len returns the length of s in UTF-16 code units, as JavaScript's String.length counts it
-// (v3 text lengths). An invalid UTF-8 byte counts as one unit (it decodes to U+FFFD).
+// UTF16Len returns the length of s in UTF-16 code units, as JavaScript's String.length counts the
+// string a browser or Node decodes from s (v3 text lengths): a rune above U+FFFF counts two, and
+// invalid UTF-8 counts as the U+FFFD replacements of the WHATWG decoder (one per maximal subpart:
+// "\xe2\x82" is one, not two).
 func UTF16Len(s []byte) int {
 	n := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			n++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
+		units, size := decodeUnits(s[i:])
 		i += size
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
+		n += units
 	}
 	return n
 }
 
-// UTF16Prefix returns the number of bytes of s that hold its first n UTF-16 code units, or -1 if s is
-// shorter or n ends inside a surrogate pair.
+// UTF16Prefix returns the number of bytes of s that hold its first n UTF-16 code units (counted as
+// UTF16Len counts them), or -1 if s is shorter or n ends inside a surrogate pair.
 func UTF16Prefix(s []byte, n int) int {
 	i := 0
 	for n > 0 {
 		if i >= len(s) {
 			return -1
 		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			n--
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		units := 1
-		if r >= 0x10000 {
-			units = 2
-		}
+		units, size := decodeUnits(s[i:])
 		if units > n {
 			return -1
 		}
@@ -127,4 +109,44 @@ func UTF16Prefix(s []byte, n int) int {
 		n -= units
 	}
 	return i
+}
+
+// decodeUnits decodes the first character of s as the WHATWG UTF-8 decoder does and returns its
+// UTF-16 length and its size in bytes. An ill-formed sequence gives one U+FFFD for its maximal
+// subpart: the longest prefix that a well-formed sequence could start with (at least one byte).
+func decodeUnits(s []byte) (units, size int) {
+	c := s[0]
+	if c < utf8.RuneSelf {
+		return 1, 1
+	}
+	var need int
+	lo, hi := byte(0x80), byte(0xBF) // the range of the second byte
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		need = 2
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	default:
+		return 1, 1 // a continuation byte or a byte that never starts a sequence
+	}
+	for k := 1; k <= need; k++ {
+		if k >= len(s) || s[k] < lo || s[k] > hi {
+			return 1, k // the maximal subpart s[:k] is one U+FFFD
+		}
+		lo, hi = 0x80, 0xBF
+	}
+	if need == 3 {
+		return 2, 4 // above U+FFFF: a surrogate pair
+	}
+	return 1, need + 1
 }

@@ -202,11 +202,38 @@ func TestUTF16Len(t *testing.T) {
 		in   string
 		want int
 	}{
-		{"", 0}, {"abc", 3}, {"é", 1}, {"€", 1}, {"😀", 2}, {"a😀b", 4}, {"\xff", 1}, {"\xe2\x82", 2},
+		{"", 0}, {"abc", 3}, {"é", 1}, {"€", 1}, {"😀", 2}, {"a😀b", 4}, {"\xff", 1}, {"\xe2\x82", 1}, // a truncated sequence decodes to one U+FFFD (WHATWG)
 	}
 	for _, tt := range tests {
 		if got := UTF16Len([]byte(tt.in)); got != tt.want {
 			t.Errorf("UTF16Len(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// UTF-16 lengths follow what a browser or Node decodes, invalid UTF-8 included (WHATWG: one U+FFFD
+// per maximal subpart).
+func TestUTF16LenWHATWG(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{"abc", 3}, {"é", 1}, {"€", 1}, {"😀", 2},
+		{"\xe2\x82", 1},              // a truncated 3-byte sequence: one replacement
+		{"\xe2\x82\"", 2},            // ...then the quote
+		{"\xf0\x9f", 1},              // a truncated 4-byte sequence
+		{"\xf0\x9f\x98", 1},          // three of four bytes
+		{"\xff", 1}, {"\x80\x80", 2}, // never-valid bytes, one each
+		{"\xed\xa0\x80", 3},   // an encoded surrogate: ED then A0 is out of range: three replacements
+		{"\xc0\xaf", 2},       // an overlong form
+		{"a\xe2\x82\xacb", 3}, // a valid euro between letters
+	}
+	for _, tt := range tests {
+		if got := UTF16Len([]byte(tt.in)); got != tt.want {
+			t.Errorf("UTF16Len(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+		if n := UTF16Prefix([]byte(tt.in), tt.want); n != len(tt.in) {
+			t.Errorf("UTF16Prefix(%q, %d) = %d, want %d", tt.in, tt.want, n, len(tt.in))
 		}
 	}
 }

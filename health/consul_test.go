@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"sioproxy/balancer"
+	"sioproxy/internal/fakeclock"
 )
 
 // fakeConsul serves the watcher's queries one by one from the test goroutine.
@@ -50,7 +51,7 @@ func (f *fakeConsul) query(ctx context.Context, service string, index uint64, wa
 type watchHarness struct {
 	t         *testing.T
 	fc        *fakeConsul
-	clk       *fakeClock
+	clk       *fakeclock.Clock
 	w         *ConsulWatcher
 	published chan []balancer.Spec
 }
@@ -99,7 +100,7 @@ func (h *watchHarness) call(wantIndex uint64) *fakeCall {
 // wait expects the watcher to sleep for d, then lets that time pass.
 func (h *watchHarness) wait(d time.Duration) {
 	h.t.Helper()
-	if got := h.clk.nextWait(h.t); got != d {
+	if got := h.clk.NextWait(h.t); got != d {
 		h.t.Fatalf("sleep = %v, want %v", got, d)
 	}
 	h.clk.Advance(d)

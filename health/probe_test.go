@@ -243,7 +243,7 @@ func TestProberTransitions(t *testing.T) {
 		{modeOK, "b1 up=true", true},
 	}
 	// The first probe is staggered by Rand over Interval.
-	if d := clk.nextWait(t); d != 250*time.Millisecond {
+	if d := clk.NextWait(t); d != 250*time.Millisecond {
 		t.Fatalf("first probe after %v, want 250ms", d)
 	}
 	pending := 250 * time.Millisecond
@@ -252,7 +252,7 @@ func TestProberTransitions(t *testing.T) {
 		b.status.Store(500)
 		clk.Advance(pending) // runs probe i
 		// Once probe i is done, the worker schedules the next one.
-		if pending = clk.nextWait(t); pending != time.Second {
+		if pending = clk.NextWait(t); pending != time.Second {
 			t.Fatalf("probe %d: next probe after %v, want 1s", i, pending)
 		}
 		expect(i, r.want)

@@ -67,7 +67,7 @@ func TestRemovedBackendDrainsForGrace(t *testing.T) {
 	if st := stateOf(lastSpecs(), "b"); st != balancer.Draining {
 		t.Fatalf("removed backend: %v, want draining during the grace", st)
 	}
-	clk.nextWait(t) // the grace timer is armed
+	clk.NextWait(t) // the grace timer is armed
 	clk.Advance(grace - time.Second)
 	if st := stateOf(lastSpecs(), "b"); st != balancer.Draining {
 		t.Fatalf("removed backend before its grace ended: %v, want draining", st)

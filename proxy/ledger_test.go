@@ -194,22 +194,6 @@ func TestWebSocketOnlyCountsReturnToZero(t *testing.T) {
 	wantCounts(t, p, b.url(), 0, 0, "after they closed")
 }
 
-func TestUpgradedSessionEndsWithItsTunnel(t *testing.T) {
-	b := startBackend(t, "up")
-	p := startProxy(t, nil, specsOf(b))
-	sid := handshake(t, p.addr)
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(p.addr, "&sid="+sid), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantCounts(t, p, b.url(), 1, 1, "upgraded session")
-	c.Close()
-	wantCounts(t, p, b.url(), 0, 0, "after its WebSocket closed")
-	if n := p.Table().Len(); n != 0 {
-		t.Fatalf("table has %d entries, want 0", n)
-	}
-}
-
 func TestOwnerGoneEndsItsSessions(t *testing.T) {
 	b1, b2 := startBackend(t, "g1"), startBackend(t, "g2")
 	p := startProxy(t, func(s *Settings) { s.TagSIDs = false }, specsOf(b1, b2)) // untagged: the table routes

@@ -656,19 +656,22 @@ func TestAffinityCookieOnOtherPaths(t *testing.T) {
 
 func TestTunnelEndForgetsUpgradedSessionOnly(t *testing.T) {
 	b := startBackend(t, "up")
-	p := startProxy(t, nil, specsOf(b))
+	clk := &fakeClock{t: time.Now()} // real time at first: conn deadlines derive from it
+	p := startClockedProxy(t, clk, specsOf(b))
 	// Upgraded: polling stops when the WebSocket opens; closing it ends the session.
 	sid := handshake(t, p.addr)
 	c, _, err := websocket.DefaultDialer.Dial(wsURL(p.addr, "&sid="+sid), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantCounts(t, p, b.url(), 1, 1, "upgraded session")
 	c.Close()
 	if !eventually(func() bool { return p.Table().Len() == 0 }) {
 		_, raw, _ := sticky.SplitTagged([]byte(sid))
 		seen, ok := p.Table().LastSeen(raw)
-		t.Fatalf("upgraded session still in the table: tunnels %d, last seen %v ago (%v)", p.Tunnels(), time.Since(seen), ok)
+		t.Fatalf("upgraded session still in the table: tunnels %d, last seen %v ago (%v)", p.Tunnels(), clk.Now().Sub(seen), ok)
 	}
+	wantCounts(t, p, b.url(), 0, 0, "after its WebSocket closed")
 
 	// Failed probe: polling goes on past the WebSocket's start; the session outlives the tunnel.
 	sid = handshake(t, p.addr)
@@ -676,7 +679,8 @@ func TestTunnelEndForgetsUpgradedSessionOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(upgradeSlack + 200*time.Millisecond)
+	waitFor(t, func() bool { return p.Tunnels() == 1 })
+	clk.Advance(upgradeSlack + 200*time.Millisecond)
 	if code, _, _ := get(t, pollURL(p.addr, sid)); code != 200 {
 		t.Fatalf("poll during probe: %d", code)
 	}
@@ -685,4 +689,5 @@ func TestTunnelEndForgetsUpgradedSessionOnly(t *testing.T) {
 	if p.Table().Len() != 1 {
 		t.Fatalf("table has %d entries after a failed probe, want 1", p.Table().Len())
 	}
+	wantCounts(t, p, b.url(), 1, 0, "after a failed probe")
 }

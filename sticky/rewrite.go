@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ErrNotRewritable is returned by RewriteHandshake when the body was parsed but its sid cannot be
-// replaced safely: JSONP, a sid JSON string with escapes, or an invalid tag. The caller should pass
+// replaced safely: JSONP, a sid JSON string with escapes or that is not valid UTF-8 text, or an
+// invalid tag. The caller should pass
 // the body through unchanged and rely on the session table.
 var ErrNotRewritable = errors.New("sticky: handshake not rewritable")
 
@@ -30,6 +32,10 @@ func RewriteHandshake(dst, body []byte, tag string) ([]byte, Handshake, error) {
 		return dst, p.hs, fmt.Errorf("%w: sid contains JSON escapes", ErrNotRewritable)
 	case !validTag(tag):
 		return dst, p.hs, fmt.Errorf("%w: invalid tag %q", ErrNotRewritable, tag)
+	case !plainSID(body[p.sidStart:p.sidEnd]):
+		// A client decodes invalid UTF-8 to U+FFFD and would send back another sid than the
+		// backend's: no tag can make that session work, so the body passes as it is.
+		return dst, p.hs, fmt.Errorf("%w: sid is not valid UTF-8 text", ErrNotRewritable)
 	}
 	// The tagged sid is the raw sid plus taggedOverhead ASCII bytes, which are as many UTF-16 units.
 	newLen := p.n + taggedOverhead
@@ -50,4 +56,18 @@ func RewriteHandshake(dst, body []byte, tag string) ([]byte, Handshake, error) {
 	dst = AppendTagged(dst, tag, body[p.sidStart:p.sidEnd])
 	dst = append(dst, body[p.sidEnd:]...)
 	return dst, p.hs, nil
+}
+
+// plainSID reports whether a sid is valid UTF-8 without control characters: what a client reads
+// back byte for byte.
+func plainSID(sid []byte) bool {
+	if !utf8.Valid(sid) {
+		return false
+	}
+	for _, c := range sid {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

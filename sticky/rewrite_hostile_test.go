@@ -176,11 +176,15 @@ func checkOpen(t *testing.T, packet, tag, rawSID string, body []byte) {
 	if !strings.HasPrefix(packet, "0") || !json.Valid([]byte(packet[1:])) {
 		t.Fatalf("the first packet of %q, as the client delimits it, is %q: not an open packet", body, packet)
 	}
-	var open struct {
-		SID string `json:"sid"`
-	}
-	if err := json.Unmarshal([]byte(packet[1:]), &open); err != nil {
+	// As JSON.parse reads it: keys are case-sensitive (encoding/json's struct fields are not), and
+	// of duplicate keys the last wins.
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(packet[1:]), &obj); err != nil {
 		t.Fatalf("open packet %q: %v", packet, err)
+	}
+	var open struct{ SID string }
+	if err := json.Unmarshal(obj["sid"], &open.SID); err != nil {
+		t.Fatalf("open packet %q: sid: %v", packet, err)
 	}
 	want := string(runesOf([]byte(rawSID)))
 	if !strings.HasPrefix(open.SID, tag) || len(open.SID) < taggedOverhead || open.SID[TagLen+1] != '.' || open.SID[taggedOverhead:] != want {

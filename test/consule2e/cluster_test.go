@@ -48,17 +48,24 @@ func newCluster(t *testing.T, n int) *cluster {
 func (c *cluster) registerAll(t *testing.T) {
 	t.Helper()
 	for _, b := range c.bs {
-		err := c.consul.Agent().ServiceRegister(&api.AgentServiceRegistration{
-			ID: b.Name, Name: service, Address: "127.0.0.1", Port: b.Port,
-			Check: &api.AgentServiceCheck{
-				CheckID: checkID(b.Name), Name: "engine.io handshake",
-				HTTP:     b.URL() + "/socket.io/?EIO=4&transport=polling",
-				Interval: checkInterval, Timeout: "1s", Status: api.HealthPassing,
-			},
-		})
-		if err != nil {
-			t.Fatalf("register %s in consul: %v", b.Name, err)
-		}
+		registerService(t, c, b, service)
+	}
+}
+
+// registerService registers a backend as an instance of svc with an HTTP check against its Engine.IO
+// handshake URL (interval 1 s), passing from the start.
+func registerService(t *testing.T, c *cluster, b *testkit.Backend, svc string) {
+	t.Helper()
+	err := c.consul.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: b.Name, Name: svc, Address: "127.0.0.1", Port: b.Port,
+		Check: &api.AgentServiceCheck{
+			CheckID: checkID(b.Name), Name: "engine.io handshake",
+			HTTP:     b.URL() + "/socket.io/?EIO=4&transport=polling",
+			Interval: checkInterval, Timeout: "1s", Status: api.HealthPassing,
+		},
+	})
+	if err != nil {
+		t.Fatalf("register %s in consul: %v", b.Name, err)
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"sioproxy/test/testkit"
 )
 
@@ -254,21 +252,5 @@ func TestReloadUnderLiveSessions(t *testing.T) {
 	}
 	if v, _ := px.metrics(t).value("sioproxy_sid_unknown_total"); v != 0 {
 		t.Errorf("sioproxy_sid_unknown_total = %v after the reloads, want 0", v)
-	}
-}
-
-// registerService registers a backend as an instance of svc, with the same HTTP check as registerAll.
-func registerService(t *testing.T, c *cluster, b *testkit.Backend, svc string) {
-	t.Helper()
-	err := c.consul.Agent().ServiceRegister(&api.AgentServiceRegistration{
-		ID: b.Name, Name: svc, Address: "127.0.0.1", Port: b.Port,
-		Check: &api.AgentServiceCheck{
-			CheckID: checkID(b.Name), Name: "engine.io handshake",
-			HTTP:     b.URL() + "/socket.io/?EIO=4&transport=polling",
-			Interval: checkInterval, Timeout: "1s", Status: api.HealthPassing,
-		},
-	})
-	if err != nil {
-		t.Fatalf("register %s in consul: %v", b.Name, err)
 	}
 }
