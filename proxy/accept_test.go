@@ -58,7 +58,7 @@ func echoAddrServer(t testing.TB, o ListenerOptions) (*Listener, string) {
 	ln := NewListener(raw, o)
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		fmt.Fprintf(ctx, "%s tls=%v", ctx.RemoteAddr(), ctx.IsTLS())
-	}, ReadTimeout: 5 * time.Second, CloseOnShutdown: true}
+	}, ReadTimeout: 5 * time.Second, CloseOnShutdown: true, Logger: zapPrintf{zap.NewNop()}}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown(); ln.Close() })
 	return ln, raw.Addr().String()
