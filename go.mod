@@ -6,6 +6,7 @@ require (
 	github.com/fasthttp/websocket v1.5.12
 	github.com/go-logr/zapr v1.3.0
 	github.com/hashicorp/consul/api v1.34.5
+	github.com/pires/go-proxyproto v0.15.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/valyala/fasthttp v1.78.0
 	go.uber.org/zap v1.28.0

@@ -11,6 +11,8 @@ import (
 	"sioproxy/proxy"
 )
 
+var _ proxy.Metrics = (*Metrics)(nil)
+
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Metrics is the proxy's Prometheus instrumentation. It has its own registry (no global state) and
@@ -30,7 +32,17 @@ type Metrics struct {
 	// totals of the same events, read by the dashboard's history sampler without going through
 	// Prometheus.
 	nHandshakes, nSIDUnknown, nUnavailable, nReloads, nReloadErrors atomic.Uint64
+
+	clientConns    prometheus.Gauge
+	clientConnsMax prometheus.Gauge
+	refused        map[string]prometheus.Counter
+	refusedVec     *prometheus.CounterVec
+	tunnelsRefused prometheus.Counter
+	acceptErrors   prometheus.Counter
 }
+
+// refusedReasons are the reasons a client connection is closed at once (proxy.Refused*).
+var refusedReasons = []string{proxy.RefusedMaxConns, proxy.RefusedPerIP, proxy.RefusedFDReserve, proxy.RefusedProxyHeader}
 
 // NewMetrics registers the sioproxy metrics and a collector of per-backend gauges read from bal.
 func NewMetrics(bal *balancer.Balancer) *Metrics {
@@ -75,7 +87,27 @@ func NewMetrics(bal *balancer.Balancer) *Metrics {
 	for _, r := range []balancer.Reason{balancer.NoBackends, balancer.AllFull} {
 		m.unavailable[r] = unavailable.WithLabelValues(r.String())
 	}
+	m.clientConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_client_conns", Help: "Live client connections (WebSocket tunnels included).",
+	})
+	m.clientConnsMax = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sioproxy_client_conns_max", Help: "The limit on client connections (proxy.max_client_conns; 0 = none).",
+	})
+	m.refusedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sioproxy_conns_refused_total", Help: "Client connections closed at once, by reason: max_conns, per_ip, fd_reserve (descriptors near the limit), proxy_header.",
+	}, []string{"reason"})
+	m.refused = make(map[string]prometheus.Counter, len(refusedReasons))
+	for _, r := range refusedReasons {
+		m.refused[r] = m.refusedVec.WithLabelValues(r)
+	}
+	m.tunnelsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sioproxy_tunnels_refused_total", Help: "WebSocket upgrades answered 503 at the tunnel limit (proxy.max_tunnels).",
+	})
+	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sioproxy_accept_errors_total", Help: "accept(2) failures (EMFILE, ...); the listener backs off 5 ms to 1 s and retries.",
+	})
 	reg.MustRegister(reqs, lat, m.sidUnknown, m.handshakes, m.reloads, m.reloadOK, m.reloadAt, unavailable,
+		m.clientConns, m.clientConnsMax, m.refusedVec, m.tunnelsRefused, m.acceptErrors,
 		backendCollector{bal}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -113,6 +145,27 @@ func (m *Metrics) Unavailable(reason balancer.Reason) {
 	m.unavailable[reason].Inc()
 	m.nUnavailable.Add(1)
 }
+
+// ClientConns implements proxy.Metrics.
+func (m *Metrics) ClientConns(delta int) { m.clientConns.Add(float64(delta)) }
+
+// ClientConnsMax implements proxy.Metrics.
+func (m *Metrics) ClientConnsMax(n int) { m.clientConnsMax.Set(float64(n)) }
+
+// ConnRefused implements proxy.Metrics.
+func (m *Metrics) ConnRefused(reason string) {
+	if c, ok := m.refused[reason]; ok {
+		c.Inc()
+		return
+	}
+	m.refusedVec.WithLabelValues(reason).Inc()
+}
+
+// TunnelRefused implements proxy.Metrics.
+func (m *Metrics) TunnelRefused() { m.tunnelsRefused.Inc() }
+
+// AcceptError implements proxy.Metrics.
+func (m *Metrics) AcceptError() { m.acceptErrors.Inc() }
 
 // Reload counts a config reload ("ok" or "error").
 func (m *Metrics) Reload(result string) {

@@ -20,6 +20,11 @@ type Config struct {
 	Health    Health         `yaml:"health"`    // active health probes
 	Mirror    Mirror         `yaml:"mirror"`    // session mirroring to a shadow cluster
 
+	// ProxyProtocolFrom lists peers (IPs or CIDRs) whose connections must begin with a PROXY
+	// protocol v1 or v2 header, whose source address is then the client's (default none).
+	ProxyProtocolFrom []string  `yaml:"proxy_protocol_from"`
+	TLS               ServerTLS `yaml:"tls"` // TLS termination on the client listener
+
 	src *source // where the config came from (for file:line in Validate); nil for configs built in code
 }
 
@@ -100,6 +105,10 @@ type Proxy struct {
 	MaxConnsPerBackend int      `yaml:"max_conns_per_backend"` // HTTP connections per backend; default 20000
 	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`      // graceful drain on shutdown; default 30s
 	TrustedProxies     []string `yaml:"trusted_proxies"`       // CIDRs or IPs whose X-Forwarded-For is honoured
+	MaxClientConns     int      `yaml:"max_client_conns"`      // client connections at once; 0 = auto from RLIMIT_NOFILE
+	MaxConnsPerIP      int      `yaml:"max_conns_per_ip"`      // client connections per client address; 0 = off (default)
+	MaxTunnels         int      `yaml:"max_tunnels"`           // WebSocket tunnels at once; 0 = auto from RLIMIT_NOFILE
+	ReservedFDs        int      `yaml:"reserved_fds"`          // descriptors kept free for backend dials; default 64
 }
 
 // Log configures logging.
@@ -220,7 +229,9 @@ func Default() *Config {
 			TunnelIdleTimeout:  Duration(90 * time.Second),
 			MaxConnsPerBackend: 20000,
 			ShutdownTimeout:    Duration(30 * time.Second),
+			ReservedFDs:        64,
 		},
+		TLS:   ServerTLS{MinVersion: TLS12, ClientAuth: ClientAuth{Mode: ClientAuthRequired}},
 		Log:   Log{Level: "info", Format: "json"},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
 		Discovery: Discovery{

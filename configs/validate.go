@@ -93,6 +93,7 @@ func (c *Config) Validate() error {
 	v.sticky(&c.Sticky)
 	v.balancer(&c.Balancer)
 	v.proxy(&c.Proxy)
+	v.listener(c)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "console")
 	if c.Admin.Listen != "" {

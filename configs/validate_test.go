@@ -85,6 +85,23 @@ func TestValidateErrors(t *testing.T) {
 		{"trusted proxies", "proxy:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n    - example.com\n", []string{
 			`p.yaml:6: proxy.trusted_proxies[1]: "10.0.0.0/33" is not an IP address or CIDR`,
 			`p.yaml:7: proxy.trusted_proxies[2]: "example.com" is not an IP address or CIDR`}},
+		{"client limits", "proxy:\n  max_client_conns: -1\n  max_conns_per_ip: -2\n  max_tunnels: -3\n  reserved_fds: -4\n", []string{
+			`p.yaml:4: proxy.max_client_conns: must not be negative (got -1; 0 means derived from the descriptor limit)`,
+			`p.yaml:5: proxy.max_conns_per_ip: must not be negative (got -2; 0 means off)`,
+			`p.yaml:6: proxy.max_tunnels: must not be negative (got -3; 0 means derived from the descriptor limit)`,
+			`p.yaml:7: proxy.reserved_fds: must not be negative (got -4; 0 means no reserve)`}},
+		{"proxy protocol peers", "proxy_protocol_from: [10.0.0.0/8, 10.0.0.0/33, lb.example]\n", []string{
+			`p.yaml:3: proxy_protocol_from[1]: "10.0.0.0/33" is not an IP address or CIDR`,
+			`p.yaml:3: proxy_protocol_from[2]: "lb.example" is not an IP address or CIDR`}},
+		{"tls", "tls:\n  certificates:\n    - cert_file: a.pem\n    - key_file: b.key\n  min_version: '1.1'\n  client_auth:\n    mode: sometimes\n  redirect_listen: ':http'\n", []string{
+			`p.yaml:5: tls.certificates[0].key_file: is required`,
+			`p.yaml:6: tls.certificates[1].cert_file: is required`,
+			`p.yaml:7: tls.min_version: "1.1" is not one of 1.2, 1.3`,
+			`p.yaml:9: tls.client_auth.mode: "sometimes" is not one of required, optional`,
+			`p.yaml:10: tls.redirect_listen: ":http" has an invalid port`}},
+		{"tls options without certificates", "tls:\n  client_auth: {ca_file: ca.pem}\n  redirect_listen: ':80'\n", []string{
+			`p.yaml:4: tls.client_auth.ca_file: needs tls.certificates (client certificates are a TLS feature)`,
+			`p.yaml:5: tls.redirect_listen: needs tls.certificates (it redirects to the https listener)`}},
 		{"log", "log:\n  level: verbose\n  format: xml\n", []string{
 			`p.yaml:4: log.level: "verbose" is not one of debug, info, warn, error`,
 			`p.yaml:5: log.format: "xml" is not one of json, console`}},

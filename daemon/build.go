@@ -73,6 +73,7 @@ func ProxySettings(cfg *configs.Config) proxy.Settings {
 		DialTimeout:        cfg.Proxy.DialTimeout.Duration(),
 		TunnelIdleTimeout:  cfg.Proxy.TunnelIdleTimeout.Duration(),
 		MaxConnsPerBackend: cfg.Proxy.MaxConnsPerBackend,
+		MaxTunnels:         ClientLimits(cfg).MaxTunnels,
 		AffinityCookie:     cfg.Sticky.Cookie,
 		TrustedProxies:     cfg.Proxy.TrustedPrefixes(),
 	}

@@ -61,6 +61,7 @@ type Daemon struct {
 	mirror  *mirror.Mirror // nil: no mirror section
 	metrics *admin.Metrics
 	disco   *discovery
+	front   *front // client listener: limits, TLS, PROXY protocol
 	token   string
 
 	consulMetrics sync.Once
@@ -95,7 +96,12 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 	// context logger) go to the process's logger too, structured, not to stderr as text.
 	klog.SetLogger(zapr.NewLogger(o.Logger.Named("client-go")))
 	d := &Daemon{log: o.Logger, opts: o, cfg: cfg, listening: make(chan struct{})}
-	token, err := adminToken(cfg, o.Getenv)
+	// A proxy holds a descriptor per client and backend connection: take all the process may have
+	// before the limits are derived from it.
+	soft, hard, err := proxy.RaiseNoFile()
+	d.log.Info("descriptor limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
+	var token string
+	token, err = adminToken(cfg, o.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +127,9 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 		popts = append(popts, proxy.WithMirror(d.mirror))
 	}
 	d.proxy = proxy.New(d.log, d.bal, ProxySettings(cfg), popts...)
+	if d.front, err = newFront(cfg, d.log, d.metrics); err != nil {
+		return nil, err
+	}
 	d.disco = &discovery{log: d.log, clock: o.Clock, sources: d.sources, mirror: d.mirror}
 	return d, nil
 }
@@ -150,6 +159,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.front.open(ctx, cfg, ln); err != nil {
+		ln.Close()
+		return err
+	}
+	defer d.front.close()
 	var aln net.Listener
 	if cfg.Admin.Listen != "" {
 		// No SO_REUSEPORT here: two processes must not split /metrics and drains, and a stale one
@@ -194,7 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("admin listening", zap.String("addr", aln.Addr().String()))
 	}
 	served := make(chan error, 1)
-	go func() { served <- d.proxy.Serve(ln) }()
+	go func() { served <- d.proxy.Serve(d.front.ln) }()
 	d.addr = ln.Addr()
 	close(d.listening)
 	d.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", d.opts.Version),
@@ -281,12 +295,23 @@ type staged struct {
 	policy   balancer.Policy
 	settings proxy.Settings
 	static   []balancer.Spec
-	watches  *watchSet // nil: discovery unchanged
+	watches  *watchSet      // nil: discovery unchanged
+	certs    *proxy.CertSet // the certificate files read again; nil without TLS
 }
 
 func (d *Daemon) reloadLocked() error {
 	if d.opts.Load == nil {
-		return errors.New("no config file to reload (started with flags only)")
+		if d.front.certs == nil {
+			return errors.New("no config file to reload (started with flags only)")
+		}
+		// Flags only: the certificate files are what can change.
+		g, err := d.front.stageCerts(d.cfg)
+		if err != nil {
+			return err
+		}
+		d.front.commitCerts(g)
+		d.log.Info("reloaded", zap.Strings("applied", []string{TLS.String()}))
+		return nil
 	}
 	cfg, err := d.opts.Load()
 	if err != nil {
@@ -295,6 +320,9 @@ func (d *Daemon) reloadLocked() error {
 	keys := configs.ChangedKeys(d.cfg, cfg)
 	if mirrorConfigured(d.cfg.Mirror) != mirrorConfigured(cfg.Mirror) {
 		return errors.New("adding or removing the mirror section needs a restart; enabled, sample and backends reload")
+	}
+	if d.cfg.TLS.Enabled() != cfg.TLS.Enabled() {
+		return errors.New("turning TLS on or off (tls.certificates) needs a restart; certificates, min_version and client_auth reload")
 	}
 	p, err := makePlan(keys)
 	if err != nil {
@@ -312,6 +340,11 @@ func (d *Daemon) reloadLocked() error {
 // stage builds what the plan needs from cfg; it changes nothing that runs.
 func (d *Daemon) stage(cfg *configs.Config, p plan) (*staged, error) {
 	st := &staged{cfg: cfg, plan: p, policy: policyOf(cfg), settings: ProxySettings(cfg), static: staticSpecs(cfg.Backends, sourceStatic)}
+	certs, err := d.front.stageCerts(cfg) // every reload re-reads the certificate files
+	if err != nil {
+		return nil, err
+	}
+	st.certs = certs
 	if p.has(Discovery) {
 		// Last: nothing after it can fail, so a started Kubernetes watch is always swapped in.
 		ws, err := d.disco.build(d.runCtx, cfg)
@@ -329,9 +362,13 @@ func (d *Daemon) commit(st *staged) {
 	if p.has(Policy) {
 		d.bal.SetPolicy(st.policy)
 	}
-	if p.has(Settings) || p.has(Clients) || p.has(Policy) {
+	if p.has(Settings) || p.has(Clients) || p.has(Policy) || p.has(Limits) {
 		d.proxy.Apply(st.settings)
 	}
+	if p.has(Limits) {
+		d.front.setLimits(cfg)
+	}
+	d.front.commitCerts(st.certs)
 	if p.has(Backends) || p.has(Grace) {
 		d.sources.Set(sourceStatic, st.static, cfg.Balancer.RemoveGrace.Duration())
 		if d.prober != nil {

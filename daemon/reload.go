@@ -32,9 +32,14 @@ const (
 	Grace
 	// AtStop: read when the process stops.
 	AtStop
+	// TLS: the certificate, key and CA files are read again (on every reload, changed keys or not)
+	// and served to new handshakes; established connections keep theirs.
+	TLS
+	// Limits: the client connection limits; connections already accepted stay.
+	Limits
 )
 
-var changeNames = [...]string{"restart", "settings", "clients", "policy", "backends", "discovery", "mirror", "log level", "grace", "at stop"}
+var changeNames = [...]string{"restart", "settings", "clients", "policy", "backends", "discovery", "mirror", "log level", "grace", "at stop", "tls", "limits"}
 
 // String names the change as the reload log line and the README do.
 func (c Change) String() string {
@@ -75,6 +80,14 @@ var reloadPlan = map[string]Change{
 	"proxy.max_conns_per_backend": Clients,
 	"proxy.shutdown_timeout":      AtStop,
 	"proxy.trusted_proxies":       Settings,
+	"proxy.max_client_conns":      Limits,
+	"proxy.max_conns_per_ip":      Limits,
+	"proxy.reserved_fds":          Limits,
+	"proxy.max_tunnels":           Settings,
+
+	"proxy_protocol_from": Restart,
+	"tls":                 TLS, // turning it on or off is refused (a restart)
+	"tls.redirect_listen": Restart,
 
 	"log.level":  LogLevel,
 	"log.format": Restart,

@@ -180,3 +180,12 @@ func BenchmarkPollEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkOpenFDs is the descriptor count the listener takes on every accept (descriptor reserve).
+func BenchmarkOpenFDs(b *testing.B) {
+	for b.Loop() {
+		if OpenFDs() < 0 {
+			b.Fatal("OpenFDs failed")
+		}
+	}
+}

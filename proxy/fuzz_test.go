@@ -344,3 +344,29 @@ func FuzzQueryEscape(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRedirectHost: whatever Host a client sends, the https redirect's host is empty, an IP address,
+// or a name of letters, digits, '-' and '.': it cannot add a path, userinfo, port or header.
+func FuzzRedirectHost(f *testing.F) {
+	for _, s := range []string{"example.com", "example.com:80", "[::1]:8080", "1.2.3.4", "a@b", "x\r\ny", "[::1", "::1", "a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		got := redirectHost(h)
+		if got == "" {
+			return
+		}
+		if strings.HasPrefix(got, "[") {
+			if a, err := netip.ParseAddr(strings.Trim(got, "[]")); err != nil || !a.Is6() || !strings.HasSuffix(got, "]") {
+				t.Fatalf("redirectHost(%q) = %q: not a bracketed IPv6 address", h, got)
+			}
+			return
+		}
+		for i := 0; i < len(got); i++ {
+			c := got[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+				t.Fatalf("redirectHost(%q) = %q: byte %q", h, got, c)
+			}
+		}
+	})
+}

@@ -31,6 +31,7 @@ type Settings struct {
 	DialTimeout        time.Duration  // backend dial timeout
 	TunnelIdleTimeout  time.Duration  // a tunnel silent both ways this long is closed
 	MaxConnsPerBackend int            // pooled connections per backend
+	MaxTunnels         int            // live WebSocket tunnels; an upgrade beyond gets 503 (0 = no limit)
 	TrustedProxies     []netip.Prefix // peers whose X-Forwarded-For is believed
 	AffinityCookie     string         // non-Engine.IO paths: cookie that pins a client to a backend
 	HashKey            KeyFunc        // affinity key of a new session (nil: none)
@@ -61,6 +62,7 @@ type Proxy struct {
 	rt        atomic.Pointer[rtConfig]
 	upstreams sync.Map // backend ID -> *upstream (its connection pool)
 	tunnels   *tunnelRegistry
+	tunnelLog logEvery // the tunnel limit's log line, once a second at most
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
 	parkOnce sync.Once
 	park     *parker
@@ -88,6 +90,16 @@ type Metrics interface {
 	SIDUnknown()
 	Handshake(backendID string)
 	Unavailable(reason balancer.Reason) // a new session answered 503 (Retry-After): no backend could take it
+	ListenerMetrics
+}
+
+// ListenerMetrics receives the events of the client-facing listener and the tunnel limit.
+type ListenerMetrics interface {
+	ClientConns(delta int)     // client connections opened (+1) or closed (-1)
+	ClientConnsMax(n int)      // the limit on client connections (0 = none)
+	ConnRefused(reason string) // a client connection closed at once: Refused* reasons
+	TunnelRefused()            // an upgrade refused at the tunnel limit
+	AcceptError()              // accept(2) failed (EMFILE, ...); the listener backs off and retries
 }
 
 // NopMetrics counts nothing.
@@ -101,6 +113,21 @@ func (NopMetrics) SIDUnknown() {}
 
 // Handshake implements Metrics.
 func (NopMetrics) Handshake(string) {}
+
+// ClientConns implements Metrics.
+func (NopMetrics) ClientConns(int) {}
+
+// ClientConnsMax implements Metrics.
+func (NopMetrics) ClientConnsMax(int) {}
+
+// ConnRefused implements Metrics.
+func (NopMetrics) ConnRefused(string) {}
+
+// TunnelRefused implements Metrics.
+func (NopMetrics) TunnelRefused() {}
+
+// AcceptError implements Metrics.
+func (NopMetrics) AcceptError() {}
 
 // Unavailable implements Metrics.
 func (NopMetrics) Unavailable(balancer.Reason) {}
@@ -303,15 +330,23 @@ func (p *Proxy) sessionEnded(sid, backendID string) {
 	}
 }
 
-// requestError answers a request fasthttp could not read: 413 for a body over the limit (as
-// engine.io 6 does), 431 for huge headers, 408 for a timeout, else 400.
+// requestError answers a request fasthttp could not read: 413 for a body declared or sent over the
+// limit (as engine.io 6 does), else as requestError does.
 func (p *Proxy) requestError(ctx *fasthttp.RequestCtx, err error) {
+	if p.takeOversize(&ctx.Request.Header) {
+		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
+		ctx.SetConnectionClose()
+		return
+	}
+	requestError(ctx, err)
+}
+
+// requestError answers a request a server could not read: 400 for a bare-LF head, 413 for a body
+// over the limit, 431 for huge headers, 408 for a timeout, else 400.
+func requestError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
-	case p.takeOversize(&ctx.Request.Header):
-		ctx.Error("Request Entity Too Large", fasthttp.StatusRequestEntityTooLarge)
-		ctx.SetConnectionClose()
 	case errors.Is(err, errBareLF):
 		ctx.Error("Bad Request", fasthttp.StatusBadRequest)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

@@ -112,6 +112,9 @@ func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 // one cannot be dialled. The session counts on its backend from placement on (its claim).
 // engineIO tells whether the path is Engine.IO's (else only a failed dial counts against a backend).
 func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, engineIO bool) {
+	if p.tunnelsFull(ctx, rt) {
+		return
+	}
 	var tried [maxHandshakeTries]*balancer.Backend
 	pick := balancer.Pick{Now: p.now().UnixNano()}
 	if rt.HashKey != nil {
@@ -153,6 +156,9 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request,
 // dialled loses the session: the client gets Engine.IO's raw 400 and starts over. known tells
 // whether the ledger has the session (else it is adopted once the backend answers 101).
 func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be *balancer.Backend, rawSID []byte, known bool) {
+	if p.tunnelsFull(ctx, rt) {
+		return // the session goes on polling
+	}
 	conn, err := p.upstream(be, rt).connect()
 	if err != nil {
 		p.balancer.ReportFailure(be)
@@ -214,7 +220,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be 
 		early, _ = br.Peek(n) // frames the backend sent right after 101 (WebSocket-only open packet)
 	}
 	sid := string(rawSID)
-	clientTCP := plainTCPOf(ctx.Conn())
+	clientConn := ctx.Conn() // closing it closes the socket and releases the listener's limits
+	clientTCP := plainTCPOf(clientConn)
 	if rq.guard != nil {
 		rq.guard.off() // from now on the bytes are the tunnel's
 	}
@@ -222,11 +229,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be 
 	entry := p.ledger.openTunnel(be, claim, sid, p.now())
 	claim = balancer.Claim{} // the entry holds it now
 	ctx.Hijack(func(c net.Conn) {
-		// Close the socket itself: closing fasthttp's hijacked wrapper does nothing.
-		var client net.Conn = c
-		if clientTCP != nil {
-			client = clientTCP
-		}
+		// Close the connection itself: closing fasthttp's hijacked wrapper does nothing.
+		client := clientConn
 		t := &tunnel{client: client, backend: conn, backendID: be.ID}
 		ended := func() {
 			p.tunnels.remove(t)

@@ -30,9 +30,12 @@ install_deps() {
   has kubectl || need+=(kubernetes-client) # applies deploy/kubernetes in a test
   has unshare || need+=(util-linux)       # the Kubernetes e2e test's network namespace
   has ip || need+=(iproute2)
+  has certutil || need+=(libnss3-tools) # Chromium's NSS database for the https demo
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+      # Debian starts the packaged services; the tests run their own instances.
+      for s in haproxy nginx; do (systemctl stop "$s" || service "$s" stop) >/dev/null 2>&1 || true; done
     else
       echo "missing: ${need[*]} (install them with apt-get as root)" >&2; exit 1
     fi

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"sioproxy/configs"
 )
 
@@ -41,6 +43,13 @@ func loadConfig(o *options) (*configs.Config, error) {
 	})
 	set("k8s-zone", "discovery.kubernetes.zone", func() { cfg.Discovery.Kubernetes.Zone = o.k8sZone })
 	set("policy", "balancer.policy", func() { cfg.Balancer.Policy = o.policy })
+	if o.set["tls-cert"] != o.set["tls-key"] {
+		return nil, errors.New("-tls-cert and -tls-key go together")
+	}
+	set("tls-cert", "tls.certificates", func() {
+		cfg.TLS.Certificates = []configs.Certificate{{CertFile: o.tlsCert, KeyFile: o.tlsKey}}
+	})
+	set("proxy-protocol-from", "proxy_protocol_from", func() { cfg.ProxyProtocolFrom = append([]string(nil), o.ppFrom...) })
 	if err := cfg.Finish(); err != nil {
 		return nil, err
 	}

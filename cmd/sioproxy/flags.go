@@ -27,6 +27,9 @@ type options struct {
 	kubecfg   string
 	k8sSvcs   listFlag
 	k8sZone   string
+	tlsCert   string
+	tlsKey    string
+	ppFrom    listFlag
 	paths     listFlag
 	version   bool
 	set       map[string]bool // flags given on the command line
@@ -49,10 +52,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, error) 
 	fs.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig `file` for Kubernetes discovery (default $KUBECONFIG, else the pod's service account)")
 	fs.Var(&o.k8sSvcs, "k8s-service", "Kubernetes Service `namespace/name` whose ready endpoints are backends (repeatable)")
 	fs.StringVar(&o.k8sZone, "k8s-zone", "", "the proxy's own topology `zone` (discovery.kubernetes.zone)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS on -listen with this certificate `file` (PEM chain; with -tls-key); replaces the file's tls.certificates")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` (PEM) of -tls-cert")
+	fs.Var(&o.ppFrom, "proxy-protocol-from", "peer `CIDR` or IP whose connections begin with a PROXY v1/v2 header (repeatable); replaces the file's proxy_protocol_from")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage:
   %[1]s [-config FILE] [-listen ADDR] [-backend URL]... [-log-level LEVEL]
+  %[1]s -listen 0.0.0.0:443 -tls-cert FILE -tls-key FILE -backend URL...
   %[1]s -listen ADDR -consul-addr HOST:PORT -consul-service NAME...
   %[1]s -listen ADDR [-kubeconfig FILE] -k8s-service NAMESPACE/NAME...
   %[1]s check -config FILE     validate a config file and exit

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sioproxy/configs"
 )
 
 func runArgs(args ...string) (int, string, string) {
@@ -42,6 +44,10 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		{"bad level", []string{"-backend", "http://127.0.0.1:1", "-log-level", "loud"}, 1, "level"},
 		{"port in use", []string{"-listen", busy.Addr().String(), "-backend", "http://127.0.0.1:1", "-admin-listen", ""}, 1, "address already in use"},
 		{"missing file", []string{"-config", "/nonexistent.yaml"}, 1, "/nonexistent.yaml"},
+		{"tls cert without key", []string{"-backend", "http://127.0.0.1:1", "-tls-cert", "c.pem"}, 1, "-tls-cert and -tls-key go together"},
+		{"tls cert file missing", []string{"-listen", "127.0.0.1:0", "-backend", "http://127.0.0.1:1", "-admin-listen", "",
+			"-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"}, 1, "/nonexistent/c.pem"},
+		{"bad proxy protocol peer", []string{"-backend", "http://127.0.0.1:1", "-proxy-protocol-from", "lb"}, 1, `(proxy_protocol_from[0]): "lb" is not an IP address or CIDR`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -90,6 +96,24 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:9999" || len(cfg.Backends) != 1 || cfg.Backends[0].URL != "http://127.0.0.1:4000" || cfg.Log.Level != "warn" {
 		t.Fatalf("merged config: listen %s backends %v level %s", cfg.Listen, cfg.Backends, cfg.Log.Level)
+	}
+}
+
+func TestListenerFlags(t *testing.T) {
+	o, err := parseFlags("t", []string{"-backend", "http://127.0.0.1:4000", "-tls-cert", "c.pem", "-tls-key", "k.pem",
+		"-proxy-protocol-from", "10.0.0.0/8", "-proxy-protocol-from", "192.0.2.7"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TLS.Certificates) != 1 || cfg.TLS.Certificates[0] != (configs.Certificate{CertFile: "c.pem", KeyFile: "k.pem"}) || cfg.TLS.MinVersion != "1.2" {
+		t.Errorf("tls: %+v", cfg.TLS)
+	}
+	if got := cfg.ProxyProtocolPrefixes(); len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "192.0.2.7/32" {
+		t.Errorf("proxy_protocol_from: %v", got)
 	}
 }
 

@@ -45,15 +45,19 @@ func browserDriver(t *testing.T) *driver {
 	return sharedDrv
 }
 
-func startDriver() (*driver, error) {
-	tmp := filepath.Join(testkit.Scratch(), "browser-tmp")
+func startDriver() (*driver, error) { return startDriverEnv("browser-tmp") }
+
+// startDriverEnv starts a run.js with its own TMPDIR (named name under the scratch directory) and
+// the extra environment env (HOME=DIR gives Chromium DIR/.pki/nssdb as its certificate database).
+func startDriverEnv(name string, env ...string) (*driver, error) {
+	tmp := filepath.Join(testkit.Scratch(), name)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	p, err := testkit.Command{
-		Name:  "run.js",
+		Name:  "run.js " + name,
 		Dir:   ".",
-		Env:   []string{"TMPDIR=" + tmp},
+		Env:   append([]string{"TMPDIR=" + tmp}, env...),
 		Stdin: true,
 		Bin:   testkit.Node(),
 		Args:  []string{"run.js", "--chromium", testkit.Chromium()},

@@ -6,7 +6,7 @@ import (
 	"sioproxy/test/testkit"
 )
 
-const setupHint = "install the browser test dependencies first: `apt-get install chromium nodejs npm` and " +
+const setupHint = "install the browser test dependencies first: `apt-get install chromium libnss3-tools nodejs npm` and " +
 	"`cd test/node && npm ci` (or run ./test/run.sh e2e)"
 
 func TestMain(m *testing.M) {
@@ -15,6 +15,7 @@ func TestMain(m *testing.M) {
 		Proxy:       true,
 		Chromium:    true,
 		NodeModules: []string{"playwright-core", "socket.io", "socket.io-v2", clientLibs["4"], clientLibs["2"]},
+		Tools:       []string{"certutil"},
 		Hint:        setupHint,
 		AfterAll:    stopDriver,
 	})

@@ -2,7 +2,11 @@
 // Real socket.io-client sessions against a URL, for the sioproxy end-to-end tests.
 //
 //   node clients.js --url http://127.0.0.1:PORT --mode polling|upgrade|websocket --n 100 --emits 5
-//                   --version 4|2 [--concurrency 50] [--timeout-ms 30000] [--hold-ms N]
+//                   --version 4|2 [--concurrency 50] [--timeout-ms 30000] [--hold-ms N] [--local-address IP]
+//
+// --local-address binds every connection of the clients (polling and WebSocket) to that local
+// address (a 127.0.0.x other than 127.0.0.1, to tell clients apart behind a proxy). An https or wss
+// URL is verified against Node's CAs plus NODE_EXTRA_CA_CERTS.
 //
 // Run mode (default): each session connects, sends `emits` acked `echo` events, one binary round trip
 // via `bin`, waits for the upgrade in upgrade mode, asks `whoami` and disconnects. Any disconnect,
@@ -18,7 +22,7 @@
 'use strict';
 
 function parseArgs(argv) {
-  const out = { url: '', mode: 'upgrade', n: 100, emits: 5, version: '4', concurrency: 50, timeoutMs: 30000, holdMs: 0 };
+  const out = { url: '', mode: 'upgrade', n: 100, emits: 5, version: '4', concurrency: 50, timeoutMs: 30000, holdMs: 0, localAddress: '' };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -32,6 +36,7 @@ function parseArgs(argv) {
       case '--concurrency': out.concurrency = Number(v); break;
       case '--timeout-ms': out.timeoutMs = Number(v); break;
       case '--hold-ms': out.holdMs = Number(v); break;
+      case '--local-address': out.localAddress = v; break;
       default:
         process.stderr.write(`clients.js: unknown argument ${k}\n`);
         process.exit(2);
@@ -55,6 +60,18 @@ function transportsFor(mode) {
   }
 }
 
+// agentFor returns the HTTP(S) agent that binds the clients' connections to --local-address, one per
+// process; both socket.io-client versions pass `agent` to their polling and WebSocket transports.
+let sharedAgent;
+function agentFor() {
+  if (!args.localAddress) return undefined;
+  if (!sharedAgent) {
+    const mod = /^(https|wss):/.test(args.url) ? require('https') : require('http');
+    sharedAgent = new mod.Agent({ localAddress: args.localAddress, keepAlive: true, maxSockets: Infinity });
+  }
+  return sharedAgent;
+}
+
 // connect returns a socket.io client socket, v4 or v2, with automatic reconnection on.
 function connect() {
   const common = {
@@ -63,6 +80,8 @@ function connect() {
     reconnection: true,
     timeout: 20000,
   };
+  const agent = agentFor();
+  if (agent) common.agent = agent;
   if (args.version === '4') {
     const { io } = require('socket.io-client');
     return io(args.url, { ...common, upgrade: args.mode === 'upgrade', rememberUpgrade: false });

@@ -21,6 +21,10 @@ type ClientOpts struct {
 	Concurrency int // default 50
 	TimeoutMs   int // default 30000
 	HoldMs      int // hold mode: keep the sessions and emit until SIGINT or HoldMs
+	// LocalAddress binds the clients' connections to this local IP (another 127.0.0.x), "" = any.
+	LocalAddress string
+	// Env is added to the environment of clients.js (NODE_EXTRA_CA_CERTS=FILE trusts a test CA).
+	Env []string
 }
 
 // Args returns the command line of clients.js, defaults filled in.
@@ -42,6 +46,9 @@ func (o ClientOpts) Args() []string {
 		"--concurrency", strconv.Itoa(o.Concurrency), "--timeout-ms", strconv.Itoa(o.TimeoutMs)}
 	if o.HoldMs > 0 {
 		a = append(a, "--hold-ms", strconv.Itoa(o.HoldMs))
+	}
+	if o.LocalAddress != "" {
+		a = append(a, "--local-address", o.LocalAddress)
 	}
 	return a
 }
@@ -88,7 +95,7 @@ type ClientSummary struct {
 // RunClients runs clients.js to completion and returns its summary.
 func RunClients(t testing.TB, o ClientOpts) ClientSummary {
 	t.Helper()
-	p := Start(t, Command{Name: "clients.js " + o.Mode, Dir: NodeDir(), Bin: Node(), Args: o.Args()})
+	p := Start(t, Command{Name: "clients.js " + o.Mode, Dir: NodeDir(), Bin: Node(), Args: o.Args(), Env: o.Env})
 	if err := p.Wait(ClientsRunTimeout); err != nil {
 		t.Fatalf("clients.js %v: %v\n%s", o.Args()[1:], err, p.Tail(30))
 	}
@@ -120,7 +127,7 @@ func StartHold(t testing.TB, o ClientOpts) *Hold {
 	if o.HoldMs == 0 {
 		o.HoldMs = 120000
 	}
-	p := Start(t, Command{Name: "clients " + o.Mode, Dir: NodeDir(), Bin: Node(), Args: o.Args()})
+	p := Start(t, Command{Name: "clients " + o.Mode, Dir: NodeDir(), Bin: Node(), Args: o.Args(), Env: o.Env})
 	return &Hold{Proc: p, Opts: o}
 }
 

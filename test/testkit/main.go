@@ -154,8 +154,11 @@ func lookTool(name string) (string, error) {
 
 // toolPackage names the Debian package of a tool, for the error hint.
 func toolPackage(name string) string {
-	if name == "prlimit" {
+	switch name {
+	case "prlimit":
 		return "util-linux"
+	case "certutil":
+		return "libnss3-tools"
 	}
 	return name
 }
