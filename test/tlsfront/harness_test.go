@@ -48,11 +48,21 @@ func (k *pki) trust() []string { return []string{"NODE_EXTRA_CA_CERTS=" + k.ca.C
 // "tls:") in front of bs, with an admin listener.
 func startTLSProxy(t *testing.T, bs []*testkit.Backend, tlsYAML string) *testkit.Proxy {
 	t.Helper()
+	var entries []string
+	for _, b := range bs {
+		entries = append(entries, fmt.Sprintf("  - id: %s\n    url: %s\n", b.Name, b.URL()))
+	}
+	return startTLSProxyBackends(t, entries, tlsYAML)
+}
+
+// startTLSProxyBackends is startTLSProxy with the backends list given as YAML entries.
+func startTLSProxyBackends(t *testing.T, entries []string, tlsYAML string) *testkit.Proxy {
+	t.Helper()
 	addr, admin := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	var y strings.Builder
 	fmt.Fprintf(&y, "listen: %q\nadmin:\n  listen: %q\nlog:\n  level: info\nbackends:\n", addr, admin)
-	for _, b := range bs {
-		fmt.Fprintf(&y, "  - id: %s\n    url: %s\n", b.Name, b.URL())
+	for _, e := range entries {
+		y.WriteString(e)
 	}
 	y.WriteString("tls:\n")
 	for _, l := range strings.Split(strings.TrimRight(tlsYAML, "\n"), "\n") {
