@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (npm packages from the lock file,
-# Debian's chromium for the browser test, etcd and kubectl, the Consul agent and kube-apiserver built
-# from their Go modules), then runs the unit tests (with -race), short fuzzing of every parser, and
-# the end-to-end tests against real Socket.IO servers and clients, a real Consul agent, a real
-# Kubernetes API server and a real browser.
+# Debian's chromium for the browser test, etcd and kubectl, python3-socketio & co. for test/pysio,
+# the Consul agent and kube-apiserver built from their Go modules), then runs the unit tests (with
+# -race), short fuzzing of every parser, and the end-to-end tests against real Socket.IO servers and
+# clients (npm and Python), a real Consul agent, a real Kubernetes API server and a real browser.
 #
 #   ./test/run.sh            everything
 #   ./test/run.sh unit       unit tests only (no installs)
@@ -23,6 +23,10 @@ install_deps() {
   command -v kubectl >/dev/null || need+=(kubernetes-client) # applies deploy/kubernetes in a test
   command -v unshare >/dev/null || need+=(util-linux)       # the Kubernetes e2e test's network namespace
   command -v ip >/dev/null || need+=(iproute2)
+  # python-socketio (test/pysio): Debian's packages, for /usr/bin/python3.
+  for p in python3-socketio python3-engineio python3-aiohttp python3-requests python3-websocket; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -21,6 +21,10 @@ type ClientOpts struct {
 	Concurrency int // default 50
 	TimeoutMs   int // default 30000
 	HoldMs      int // hold mode: keep the sessions and emit until SIGINT or HoldMs
+
+	// Origin, when set, is sent as the Origin header of every request, as a browser page of that
+	// origin does (servers that check it, like python-socketio by default, see it).
+	Origin string
 }
 
 // Args returns the command line of clients.js, defaults filled in.
@@ -42,6 +46,9 @@ func (o ClientOpts) Args() []string {
 		"--concurrency", strconv.Itoa(o.Concurrency), "--timeout-ms", strconv.Itoa(o.TimeoutMs)}
 	if o.HoldMs > 0 {
 		a = append(a, "--hold-ms", strconv.Itoa(o.HoldMs))
+	}
+	if o.Origin != "" {
+		a = append(a, "--origin", o.Origin)
 	}
 	return a
 }
