@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (npm packages from the lock file,
 # Debian's chromium for the browser test, haproxy and nginx for the tests behind real fronts,
-# openssl and prlimit for the TLS and descriptor-limit tests, etcd and kubectl, the Consul agent and
-# kube-apiserver built from their Go modules), then runs the unit tests (with -race), short fuzzing
-# of every parser, and the end-to-end tests against real Socket.IO servers and clients, a real
-# Consul agent, a real Kubernetes API server, a real browser and real HAProxy and nginx.
+# openssl and prlimit for the TLS and descriptor-limit tests, etcd and kubectl, python3-socketio &
+# co. for test/pysio, the Consul agent and kube-apiserver built from their Go modules), then runs the
+# unit tests (with -race), short fuzzing of every parser, and the end-to-end tests against real
+# Socket.IO servers and clients (npm and Python), a real Consul agent, a real Kubernetes API server,
+# a real browser and real HAProxy and nginx.
 #
 #   ./test/run.sh            everything
 #   ./test/run.sh unit       unit tests only (no installs)
@@ -31,6 +32,10 @@ install_deps() {
   has unshare || need+=(util-linux)       # the Kubernetes e2e test's network namespace
   has ip || need+=(iproute2)
   has certutil || need+=(libnss3-tools) # Chromium's NSS database for the https demo
+  # python-socketio (test/pysio): Debian's packages, for /usr/bin/python3.
+  for p in python3-socketio python3-engineio python3-aiohttp python3-requests python3-websocket; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -2,11 +2,13 @@
 // Real socket.io-client sessions against a URL, for the sioproxy end-to-end tests.
 //
 //   node clients.js --url http://127.0.0.1:PORT --mode polling|upgrade|websocket --n 100 --emits 5
-//                   --version 4|2 [--concurrency 50] [--timeout-ms 30000] [--hold-ms N] [--local-address IP]
+//                   --version 4|2 [--concurrency 50] [--timeout-ms 30000] [--hold-ms N] [--local-address IP] [--origin URL]
 //
 // --local-address binds every connection of the clients (polling and WebSocket) to that local
 // address (a 127.0.0.x other than 127.0.0.1, to tell clients apart behind a proxy). An https or wss
 // URL is verified against Node's CAs plus NODE_EXTRA_CA_CERTS.
+// --origin URL sends `Origin: URL` with every polling request and WebSocket handshake, as a browser
+// page of that origin does (servers that check the origin, like python-socketio's default, see it).
 //
 // Run mode (default): each session connects, sends `emits` acked `echo` events, one binary round trip
 // via `bin`, waits for the upgrade in upgrade mode, asks `whoami` and disconnects. Any disconnect,
@@ -22,7 +24,7 @@
 'use strict';
 
 function parseArgs(argv) {
-  const out = { url: '', mode: 'upgrade', n: 100, emits: 5, version: '4', concurrency: 50, timeoutMs: 30000, holdMs: 0, localAddress: '' };
+  const out = { url: '', mode: 'upgrade', n: 100, emits: 5, version: '4', concurrency: 50, timeoutMs: 30000, holdMs: 0, localAddress: '', origin: '' };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -37,6 +39,7 @@ function parseArgs(argv) {
       case '--timeout-ms': out.timeoutMs = Number(v); break;
       case '--hold-ms': out.holdMs = Number(v); break;
       case '--local-address': out.localAddress = v; break;
+      case '--origin': out.origin = v; break;
       default:
         process.stderr.write(`clients.js: unknown argument ${k}\n`);
         process.exit(2);
@@ -82,6 +85,7 @@ function connect() {
   };
   const agent = agentFor();
   if (agent) common.agent = agent;
+  if (args.origin) common.extraHeaders = { Origin: args.origin };
   if (args.version === '4') {
     const { io } = require('socket.io-client');
     return io(args.url, { ...common, upgrade: args.mode === 'upgrade', rememberUpgrade: false });
