@@ -25,7 +25,6 @@ type ClientOpts struct {
 	LocalAddress string
 	// Env is added to the environment of clients.js (NODE_EXTRA_CA_CERTS=FILE trusts a test CA).
 	Env []string
-
 	// Origin, when set, is sent as the Origin header of every request, as a browser page of that
 	// origin does (servers that check it, like python-socketio by default, see it).
 	Origin string
@@ -53,7 +52,6 @@ func (o ClientOpts) Args() []string {
 	}
 	if o.LocalAddress != "" {
 		a = append(a, "--local-address", o.LocalAddress)
-
 	}
 	if o.Origin != "" {
 		a = append(a, "--origin", o.Origin)

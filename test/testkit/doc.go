@@ -1,6 +1,6 @@
 // Package testkit is the shared harness of sioproxy's end-to-end tests (test/e2e, test/consule2e,
-// test/balancee2e, test/browser, test/mirror, and the front-door suites test/hostile, test/fronts,
-// test/limits, test/upstream, test/secrets, test/pysio): it checks and locates what the tests need (node,
+// test/balancee2e, test/browser, test/mirror, test/pysio, and the front-door suites test/hostile,
+// test/fronts, test/limits, test/upstream, test/secrets): it checks and locates what the tests need (node,
 // test/node/node_modules, Chromium, the Consul agent, tools such as haproxy, nginx, openssl and
 // prlimit), builds the sioproxy binary once per test binary, and runs child processes (real
 // Socket.IO backends, clients, proxies) in their own process groups with their output kept for
