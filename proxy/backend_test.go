@@ -30,6 +30,8 @@ type testBackend struct {
 	lastHdrs map[string]string
 	n        atomic.Int64
 	format   string // "v4" (default), "v3", "jsonp", "gzip"
+	// closeGzip makes polls answer a gzipped close packet.
+	closeGzip atomic.Bool
 }
 
 func startBackend(t testing.TB, name string) *testBackend {
@@ -111,6 +113,15 @@ func startBackendTLS(t testing.TB, name string, cfg *tls.Config) *testBackend {
 			return
 		}
 		ctx.SetContentType("text/plain; charset=UTF-8")
+		if b.closeGzip.Load() { // the server ends the session: a close packet, gzipped (httpCompression)
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte("1"))
+			zw.Close()
+			ctx.Response.Header.Set("Content-Encoding", "gzip")
+			ctx.SetBody(buf.Bytes())
+			return
+		}
 		ctx.SetBodyString("4" + name)
 	}}
 	go b.srv.Serve(ln)

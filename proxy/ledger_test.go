@@ -272,3 +272,17 @@ func TestApplyWhileServing(t *testing.T) {
 		t.Fatalf("body over the reloaded limit: %d, want 413", code)
 	}
 }
+
+// A close packet in a compressed poll answer ends the session too (engine.io compresses answers of
+// 1 KiB and more for clients that accept it).
+func TestCompressedCloseEndsTheSession(t *testing.T) {
+	b := startBackend(t, "gz")
+	p := startProxy(t, nil, specsOf(b))
+	sid := handshake(t, p.addr)
+	wantCounts(t, p, b.url(), 1, 0, "after the handshake")
+	b.closeGzip.Store(true)
+	if code, _, _ := get(t, pollURL(p.addr, sid), "Accept-Encoding", "gzip"); code != 200 {
+		t.Fatalf("poll: %d", code)
+	}
+	wantCounts(t, p, b.url(), 0, 0, "after a gzipped close packet")
+}
