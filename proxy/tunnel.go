@@ -238,7 +238,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be 
 		}
 		var mt MirrorTunnel
 		if p.mirror != nil {
-			mt = p.mirror.Tunnel(sid, &ctx.Request)
+			mt = p.mirror.Tunnel(sid, &ctx.Request, headField(head, "Sec-WebSocket-Extensions"))
 		}
 		// An unmirrored TCP tunnel is parked: no goroutine or buffer while it is idle.
 		var pk *parker
@@ -418,4 +418,22 @@ func closeWrite(c any) {
 
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
+}
+
+// headField returns the value of the first field called name (any case) in a raw response head,
+// trimmed; nil when there is none.
+func headField(head []byte, name string) []byte {
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			i = len(head) - 1
+		}
+		line := bytes.TrimRight(head[:i+1], "\r\n")
+		head = head[i+1:]
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
+			return bytes.TrimSpace(v)
+		}
+	}
+	return nil
 }
