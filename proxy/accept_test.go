@@ -92,6 +92,15 @@ func roundTrip(c net.Conn) (string, error) {
 	return string(resp.Body()), nil
 }
 
+// refusedOnRequest sends a request on c (a client speaks first: the listener accepts a connection
+// once its first bytes are there) and reports whether the server closed c without an answer.
+func refusedOnRequest(c net.Conn) bool {
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return true // already closed
+	}
+	return closedByServer(c)
+}
+
 // closedByServer reports whether the server closed c (EOF or reset) without a byte of answer.
 func closedByServer(c net.Conn) bool {
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -118,7 +127,7 @@ func TestListenerMaxClientConns(t *testing.T) {
 		held = append(held, c)
 	}
 	for i := 0; i < 4; i++ {
-		if c := dialFrom(t, "", addr); !closedByServer(c) {
+		if c := dialFrom(t, "", addr); !refusedOnRequest(c) {
 			t.Fatalf("connection %d over the limit was not closed at once", i)
 		}
 	}
@@ -144,7 +153,7 @@ func TestListenerPerIP(t *testing.T) {
 			t.Fatalf("127.0.0.2: %q %v", body, err)
 		}
 	}
-	if !closedByServer(dialFrom(t, "127.0.0.2", addr)) {
+	if !refusedOnRequest(dialFrom(t, "127.0.0.2", addr)) {
 		t.Fatal("third connection of 127.0.0.2 was not refused")
 	}
 	if body, err := roundTrip(dialFrom(t, "127.0.0.3", addr)); err != nil || !strings.HasPrefix(body, "127.0.0.3:") {
@@ -171,7 +180,7 @@ func TestListenerFDReserve(t *testing.T) {
 		t.Fatalf("below the reserve: %q %v", body, err)
 	}
 	open.Store(937) // 63 left: under the reserve
-	if !closedByServer(dialFrom(t, "", addr)) {
+	if !refusedOnRequest(dialFrom(t, "", addr)) {
 		t.Fatal("connection inside the descriptor reserve was not refused")
 	}
 	if got := m.get(func(m *countingMetrics) int { return m.refused[RefusedFDReserve] }); got != 1 {

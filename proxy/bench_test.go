@@ -27,7 +27,7 @@ func BenchmarkClassifyResolve(b *testing.B) {
 		path, query := splitURI(uri)
 		info := rt.classifier.Classify(path, query, false)
 		snap := p.balancer.Snapshot()
-		owner, _, _, _ := p.resolve(snap, info.SID)
+		owner, _, _, _, _ := p.resolve(snap, info.SID)
 		if owner == nil {
 			b.Fatal("no owner")
 		}

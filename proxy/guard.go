@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"time"
+
+	"sioproxy/sticky"
 )
 
 // errBareLF is the read error of a request head whose blank line is a bare LF ("\n\n"): fasthttp
@@ -44,6 +47,9 @@ type guardConn struct {
 	// watch is the client-abort watch of this connection (long-polls), made on first use by the
 	// connection's goroutine; Close, which fasthttp's Shutdown may call from another, releases it.
 	watch atomic.Pointer[watchedConn]
+	// post is the session ordering of a polling POST whose answer is not written yet: its first
+	// write (or the connection's close) ends the POST (sticky.Order).
+	post atomic.Pointer[sticky.Order]
 }
 
 // guardTLSConn is a guardConn over a TLS connection; fasthttp recognises TLS by these methods.
@@ -68,8 +74,13 @@ type guardListener struct {
 	headerTimeout func() time.Duration
 }
 
-// Accept implements net.Listener.
+// Accept implements net.Listener. It yields first: the server has just handed the previous
+// connection to a worker goroutine, which then runs (reads and forwards its request) before the
+// next connection is accepted. Without it, back-to-back connections of one client (Engine.IO's
+// POST, upgrade and GET) start in reverse order (the newest goroutine runs first), and the backend
+// sees a session's GET before its POST.
 func (l guardListener) Accept() (net.Conn, error) {
+	runtime.Gosched()
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -117,24 +128,52 @@ func (g *guardConn) off() {
 	if w := g.watch.Swap(nil); w != nil {
 		w.release()
 	}
+	g.endPendingPost()
 }
 
-// Close implements net.Conn: the connection's abort watch ends with it.
+// Close implements net.Conn: the connection's abort watch ends with it, and so does a POST whose
+// answer was never written.
 func (g *guardConn) Close() error {
 	if w := g.watch.Swap(nil); w != nil {
 		w.release()
 	}
+	g.endPendingPost()
 	return g.Conn.Close()
 }
 
-// Write implements net.Conn: a handled request's response starts the next head.
+// endPostAfterWrite makes the next write on the connection (the answer of the request being
+// handled) end the POST of o; it reports false when the connection writes no more answers (a
+// tunnel), and the caller ends it.
+func (g *guardConn) endPostAfterWrite(o *sticky.Order) bool {
+	if g.state == guardOff {
+		return false
+	}
+	if old := g.post.Swap(o); old != nil {
+		old.EndPost() // not written yet, but on this connection it is ahead of o's answer
+	}
+	return true
+}
+
+// endPendingPost ends the POST whose answer the connection has not written yet, if any.
+func (g *guardConn) endPendingPost() {
+	if g.post.Load() != nil {
+		if o := g.post.Swap(nil); o != nil {
+			o.EndPost()
+		}
+	}
+}
+
+// Write implements net.Conn: a handled request's response starts the next head, and once written
+// ends a pending POST (endPostAfterWrite).
 func (g *guardConn) Write(p []byte) (int, error) {
 	if g.armed {
 		g.armed = false
 		g.state, g.nonEmpty, g.lineLen, g.ntail = guardHead, false, 0, 0
 		g.start, g.deadline = time.Time{}, false
 	}
-	return g.Conn.Write(p)
+	n, err := g.Conn.Write(p)
+	g.endPendingPost()
+	return n, err
 }
 
 // Read implements net.Conn.

@@ -133,21 +133,28 @@ func refuse(ctx *fasthttp.RequestCtx, rq *request, status int, closeConn bool) {
 
 // resolve finds the owner of a sid: by its tag, else by the session table. raw is the sid without
 // its tag; tagged tells whether the request URI must be rewritten; known whether the session table
-// has the sid (a tagged sid it lacks is routed, and adopted once its backend answers with success).
-func (p *Proxy) resolve(snap *balancer.Snapshot, sid []byte) (be *balancer.Backend, raw []byte, tagged, known bool) {
+// has the sid (a tagged sid it lacks is routed, and adopted once its backend answers with success);
+// order is the known session's request-ordering state (nil otherwise).
+func (p *Proxy) resolve(snap *balancer.Snapshot, sid []byte) (be *balancer.Backend, raw []byte, tagged, known bool, order *sticky.Order) {
 	if tag, r, ok := sticky.SplitTagged(sid); ok {
 		if be = snap.ByTag(tag); be != nil {
-			_, known = p.table.Get(r) // refreshes the entry's expiry
-			return be, r, true, known
+			_, order, known = p.table.Lookup(r) // refreshes the entry's expiry
+			return be, r, true, known, order
 		}
-		if id, ok := p.table.Get(r); ok {
-			return p.ledger.owner(snap, id, r), r, true, true
+		if id, o, ok := p.table.Lookup(r); ok {
+			if be = p.ledger.owner(snap, id, r); be == nil {
+				o = nil
+			}
+			return be, r, true, true, o
 		}
 	}
-	if id, ok := p.table.Get(sid); ok {
-		return p.ledger.owner(snap, id, sid), sid, false, true
+	if id, o, ok := p.table.Lookup(sid); ok {
+		if be = p.ledger.owner(snap, id, sid); be == nil {
+			o = nil
+		}
+		return be, sid, false, true, o
 	}
-	return nil, sid, false, false
+	return nil, sid, false, false, nil
 }
 
 // sticky handles a request that carries a sid: it goes to the owner or nowhere (invariant 1).
@@ -157,7 +164,7 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 		sid = sticky.AppendUnescaped(make([]byte, 0, len(sid)), sid) // as engine.io reads it (rare: a copy)
 	}
 	snap := p.balancer.Snapshot()
-	be, raw, tagged, known := p.resolve(snap, sid)
+	be, raw, tagged, known, order := p.resolve(snap, sid)
 	if be == nil {
 		p.metrics.SIDUnknown()
 		p.logSID(zap.DebugLevel, "session id unknown", ctx, nil, raw)
@@ -182,6 +189,14 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 		p.mirror.ClientPolling(raw, rq.body)
 	}
 	get := ctx.IsGet()
+	if post && order != nil {
+		// The session's GET answers wait for this POST's answer to be written (see sticky.Order):
+		// the guard ends it after the answer's first write, or at once when there is no guard.
+		order.BeginPost()
+		if rq.guard == nil || !rq.guard.endPostAfterWrite(order) {
+			defer order.EndPost()
+		}
+	}
 	res, err := p.forward(ctx, rt, be, rq, fwdOpts{idempotent: !post, inspect: true, watch: get})
 	if err != nil {
 		fe := failOf(err)
@@ -202,6 +217,12 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 	}
 	if !res.buffered {
 		return // an answer too large to inspect streams through as it is
+	}
+	if get && order != nil {
+		if rq.guard != nil {
+			rq.guard.endPendingPost() // a POST answered on this connection is ahead of this answer anyway
+		}
+		order.AwaitPosts(postWait) // never overtake the answer of the session's POST in flight
 	}
 	resp := &ctx.Response
 	status := resp.StatusCode()
@@ -357,6 +378,10 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 		setAffinityCookie(ctx, rt.AffinityCookie, be.Tag)
 	}
 }
+
+// postWait bounds how long a polling GET's answer waits for the answers of its session's POSTs in
+// flight (Engine.IO answers a POST at once: the wait is microseconds).
+const postWait = 2 * time.Millisecond
 
 // maxHandshakeTries bounds how many backends one new-session request may try.
 const maxHandshakeTries = 3

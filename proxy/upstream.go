@@ -167,7 +167,9 @@ func (up *upstream) connect() (net.Conn, error) {
 	if up.tlsErr != nil {
 		return nil, up.tlsErr
 	}
-	d := net.Dialer{Timeout: up.dialTimeout}
+	// No TCP keep-alive probes (see Listen): pooled connections live seconds, tunnels end with
+	// their session's heartbeats.
+	d := net.Dialer{Timeout: up.dialTimeout, KeepAlive: -1}
 	nc, err := d.Dial("tcp", up.addr)
 	if err != nil {
 		return nil, err

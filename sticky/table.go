@@ -15,6 +15,7 @@ type entry struct {
 	backendID string
 	ttl       int64        // nanoseconds; <= 0 means no expiry
 	expires   atomic.Int64 // unix nanoseconds; 0 means never
+	order     Order        // the session's requests in flight (see Order)
 }
 
 // shard is one lock-protected slice of the table, padded to its own cache line(s).
@@ -103,18 +104,25 @@ func (s *shard) decr(backendID string) {
 // Get returns the backend of sid and refreshes its expiry; ok is false when the sid is unknown or
 // expired. It takes only the shard's read lock and does not allocate.
 func (t *Table) Get(sid []byte) (backendID string, ok bool) {
+	backendID, _, ok = t.Lookup(sid)
+	return backendID, ok
+}
+
+// Lookup is Get that also returns the session's ordering state (nil when ok is false). The Order
+// belongs to the entry: it is gone with the session.
+func (t *Table) Lookup(sid []byte) (backendID string, o *Order, ok bool) {
 	now := t.now().UnixNano()
 	s := shardFor(t, sid)
 	s.mu.RLock()
 	e := s.m[string(sid)]
 	if e == nil {
 		s.mu.RUnlock()
-		return "", false
+		return "", nil, false
 	}
 	exp := e.expires.Load()
 	if exp != 0 && exp <= now {
 		s.mu.RUnlock()
-		return "", false
+		return "", nil, false
 	}
 	if e.ttl > 0 {
 		next := now + e.ttl
@@ -124,7 +132,7 @@ func (t *Table) Get(sid []byte) (backendID string, ok bool) {
 	}
 	backendID = e.backendID
 	s.mu.RUnlock()
-	return backendID, true
+	return backendID, &e.order, true
 }
 
 // Delete removes sid (expired or not) and reports whether it was present; onEvict is called when
