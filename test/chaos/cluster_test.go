@@ -53,10 +53,11 @@ type cluster struct {
 // slot is one replica address: the generations of sioproxy processes that served it, the last
 // one current (each replacement starts a new process on the same address).
 type slot struct {
-	name     string
-	addr     string
-	gens     []*testkit.Proxy
-	baseline resources
+	name       string
+	addr       string
+	gens       []*testkit.Proxy
+	baseline   resources
+	baseStacks map[string]int // the baseline's goroutines by their first frame outside the runtime
 }
 
 func (s *slot) cur() *testkit.Proxy { return s.gens[len(s.gens)-1] }

@@ -95,3 +95,18 @@ func TestDrainClose(t *testing.T) {
 		}
 	}
 }
+
+func TestParseGoroutines(t *testing.T) {
+	profile := "goroutine profile: total 5\n" +
+		"3 @ 0x43e 0x40b 0x6f1\n#\t0x43e\truntime.gopark+0x2e\t/go/src/runtime/proc.go:424\n" +
+		"#\t0x6f1\tgithub.com/valyala/fasthttp.(*workerPool).workerFunc+0x10\t/x/workerpool.go:1\n\n" +
+		"2 @ 0x43e 0x7aa\n#\t0x43e\truntime.gopark+0x2e\t/go/src/runtime/proc.go:424\n" +
+		"#\t0x7aa\tinternal/poll.runtime_pollWait+0x85\t/x\n#\t0x7bb\tnet/http.(*persistConn).readLoop+0x1\t/x\n"
+	got := parseGoroutines(profile)
+	if got["github.com/valyala/fasthttp.(*workerPool).workerFunc+0x10"] != 3 || got["net/http.(*persistConn).readLoop+0x1"] != 2 || len(got) != 2 {
+		t.Fatalf("parseGoroutines = %v", got)
+	}
+	if d := stackDiff(map[string]int{"a": 1}, map[string]int{"a": 3, "b": 1}); d != "+2 a, +1 b" {
+		t.Errorf("stackDiff = %q", d)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,8 +136,63 @@ func settleBaseline(t *testing.T, c *cluster, lastRequest time.Time) time.Durati
 		collectGarbage(t, s.cur())
 		r, _ := sample(t, s.cur())
 		s.baseline.rss = r.rss
+		s.baseStacks = goroutines(t, s.cur(), "baseline-"+s.name)
 	}
 	return time.Since(start)
+}
+
+// goroutines saves a replica's goroutine profile (debug=1: stacks grouped, with counts) in the
+// test's log directory as goroutines-<name>.txt and returns its groups: count by the first frame
+// outside the runtime.
+func goroutines(t *testing.T, px *testkit.Proxy, name string) map[string]int {
+	t.Helper()
+	resp, err := sampleClient.Get(px.AdminURL("/debug/pprof/goroutine?debug=1"))
+	if err != nil {
+		t.Logf("%s: goroutine profile: %v", px.Name, err)
+		return nil
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_ = os.WriteFile(filepath.Join(testkit.LogDir(t), "goroutines-"+name+".txt"), body, 0o644)
+	return parseGoroutines(string(body))
+}
+
+// parseGoroutines reads a goroutine profile (debug=1): each group's count, by its first frame
+// outside the runtime.
+func parseGoroutines(profile string) map[string]int {
+	out := map[string]int{}
+	n := 0
+	frame := ""
+	flush := func() {
+		if n > 0 {
+			out[frame] += n
+		}
+		n, frame = 0, ""
+	}
+	for _, l := range strings.Split(profile, "\n") {
+		switch {
+		case strings.Contains(l, " @ 0x"):
+			flush()
+			n, _ = strconv.Atoi(strings.Fields(l)[0])
+		case strings.HasPrefix(l, "#\t") && frame == "":
+			if f := strings.Fields(l); len(f) >= 3 && !strings.HasPrefix(f[2], "runtime.") && !strings.HasPrefix(f[2], "internal/") {
+				frame = f[2]
+			}
+		}
+	}
+	flush()
+	return out
+}
+
+// stackDiff lists the goroutine groups that grew from base to now.
+func stackDiff(base, now map[string]int) string {
+	var parts []string
+	for _, k := range sortedKeys(now) {
+		if d := now[k] - base[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("+%d %s", d, k))
+		}
+	}
+	return orNone(strings.Join(parts, ", "))
 }
 
 // settleFinal waits (at most timeout) until each slot's current replica is idle and within the

@@ -185,7 +185,9 @@ func checkResources(t *testing.T, c *cluster, final []resources, settled []time.
 	t.Helper()
 	for i, s := range c.slots {
 		if settled[i] < 0 {
-			t.Errorf("replica %s (%s): %v after the clients left, baseline %v, limit %v", s.name, s.cur().Name, final[i], s.baseline, s.baseline.limit())
+			grew := stackDiff(s.baseStacks, goroutines(t, s.cur(), "final-"+s.name))
+			t.Errorf("replica %s (%s): %v after the clients left, baseline %v, limit %v; goroutines grown since the baseline: %s",
+				s.name, s.cur().Name, final[i], s.baseline, s.baseline.limit(), grew)
 		}
 	}
 }
