@@ -197,6 +197,10 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 			defer order.EndPost()
 		}
 	}
+	if get && order != nil {
+		order.BeginGet() // this process holds the session's pending poll (a drain closes it here)
+		defer order.EndGet()
+	}
 	res, err := p.forward(ctx, rt, be, rq, fwdOpts{idempotent: !post, inspect: true, watch: get})
 	if err != nil {
 		fe := failOf(err)

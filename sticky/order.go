@@ -6,15 +6,20 @@ import (
 	"time"
 )
 
-// Order is the request-ordering state of one session, kept in its table entry (so it ends with the
-// session): the number of its polling POSTs in flight, and the one polling GET waiting for them.
+// Order is the in-flight state of one session, kept in its table entry (so it ends with the
+// session): the number of its polling POSTs and GETs in flight through this process, the one GET
+// waiting for the POSTs, and whether a WebSocket tunnel of this process carries it. A drain uses the
+// GET and tunnel counts to close a session only where it is held (the replica with its pending poll,
+// or with its tunnel), so that replicas never close one session twice.
 // A proxy serves one session's concurrent requests on different connections; an answer to a GET
 // that overtakes the answer to the session's earlier POST (Engine.IO's CONNECT ack before the
 // POST's "ok") makes socket.io-client's first emit wait for the next upgrade step. The GET's answer
 // therefore waits, bounded, until the session's POSTs were answered. A nil *Order does nothing.
 type Order struct {
-	posts  atomic.Int32
-	waiter atomic.Pointer[waiter]
+	posts   atomic.Int32
+	gets    atomic.Int32
+	tunnels atomic.Int32
+	waiter  atomic.Pointer[waiter]
 }
 
 // waiter is a waiting GET: a wake channel (buffered, so EndPost never blocks) and its timer,
@@ -90,3 +95,45 @@ func (o *Order) AwaitPosts(max time.Duration) bool {
 	waiters.Put(w)
 	return true
 }
+
+// BeginGet counts a polling GET of the session in flight (its answer not read yet); EndGet must
+// follow, once.
+func (o *Order) BeginGet() {
+	if o != nil {
+		o.gets.Add(1)
+	}
+}
+
+// EndGet ends a GET counted by BeginGet.
+func (o *Order) EndGet() {
+	if o != nil {
+		o.gets.Add(-1)
+	}
+}
+
+// GetsInFlight is the number of the session's GETs counted and not ended: 1 while this process holds
+// its pending long-poll.
+func (o *Order) GetsInFlight() int {
+	if o == nil {
+		return 0
+	}
+	return int(o.gets.Load())
+}
+
+// TunnelOpened records that a WebSocket tunnel of this process carries the session (an upgrade);
+// TunnelClosed must follow, once.
+func (o *Order) TunnelOpened() {
+	if o != nil {
+		o.tunnels.Add(1)
+	}
+}
+
+// TunnelClosed ends a tunnel recorded by TunnelOpened.
+func (o *Order) TunnelClosed() {
+	if o != nil {
+		o.tunnels.Add(-1)
+	}
+}
+
+// Tunnelled reports whether a tunnel of this process carries the session.
+func (o *Order) Tunnelled() bool { return o != nil && o.tunnels.Load() > 0 }
