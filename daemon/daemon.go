@@ -195,6 +195,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return failed(err)
 	}
+	if migrates, known := proxy.AcceptQueueMigrates(); known && !migrates {
+		d.log.Warn("net.ipv4.tcp_migrate_req is 0: when this process stops beside its replacement, the connections in its accept queue are reset; set it to 1 for restarts that lose no connection (see the README on restarts)")
+	}
 	if err := d.front.open(ctx, cfg, ln); err != nil {
 		ln.Close()
 		return failed(err)

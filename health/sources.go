@@ -171,4 +171,16 @@ func (s *Sources) mergedLocked() []balancer.Spec {
 	return out
 }
 
-func (s *Sources) publishLocked() { s.publish(s.mergedLocked()) }
+// publishLocked publishes the merged specs. An operator drain or a probe verdict ends with its
+// backend: once no source lists the id and its grace is over, the flag goes, so a backend that
+// comes back under the same id comes back as its source says (not drained by a forgotten call).
+func (s *Sources) publishLocked() {
+	for _, flags := range []map[string]bool{s.drained, s.down} {
+		for id := range flags {
+			if _, removed := s.gone[id]; !removed && !s.knownLocked(id) {
+				delete(flags, id)
+			}
+		}
+	}
+	s.publish(s.mergedLocked())
+}

@@ -104,3 +104,36 @@ func TestRemovedBackendWithoutGraceGoesAtOnce(t *testing.T) {
 		t.Fatalf("a removed source's backends are still listed: %+v", last)
 	}
 }
+
+// An operator drain and a probe verdict end with their backend: a backend that leaves every
+// source and comes back under the same id comes back active (the chaos soak found one coming back
+// drained, with no way to undrain it while it was away).
+func TestDrainEndsWithItsBackend(t *testing.T) {
+	var last []balancer.Spec
+	clk := newFakeClock()
+	s := NewSources(publishFunc(func(specs []balancer.Spec) { last = specs }), clk)
+	both := []balancer.Spec{{ID: "a", State: balancer.Active}, {ID: "b", State: balancer.Active}}
+	s.Set("consul:chat2", both, 0)
+	if err := s.Drain("b", true); err != nil {
+		t.Fatal(err)
+	}
+	s.SetStatus("a", false)
+	s.Set("consul:chat2", nil, 0) // the service leaves discovery
+	if len(last) != 0 {
+		t.Fatalf("removed source still listed: %+v", last)
+	}
+	s.Set("consul:chat2", both, 0) // and comes back
+	if st := stateOf(last, "b"); st != balancer.Active {
+		t.Fatalf("b came back %v: the drain of its earlier life outlived it", st)
+	}
+	if st := stateOf(last, "a"); st != balancer.Active {
+		t.Fatalf("a came back %v: the probe verdict of its earlier life outlived it", st)
+	}
+	// Within a removal's grace the drain stays: the backend is still there, draining its sessions.
+	s.Drain("b", true)
+	s.Set("consul:chat2", both[:1], time.Minute)
+	s.Set("consul:chat2", both, time.Minute)
+	if st := stateOf(last, "b"); st != balancer.Draining {
+		t.Fatalf("b re-added within its grace is %v, want still drained", st)
+	}
+}

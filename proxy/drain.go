@@ -21,13 +21,14 @@ var closeBody = []byte("1:1")
 // poll with a close packet, so the client reconnects (elsewhere, as the backend is draining) without
 // losing a message. Only the sessions whose pending poll this process holds are closed so (with
 // several replicas, exactly one holds it, so no session is closed twice; the others are held
-// elsewhere or between polls, and are tried again at the next call); a session carried by one of this
+// elsewhere or between polls, and are tried again at the next call), and only while none of its POSTs
+// passes through this process (Engine.IO ends a session whose POSTs overlap); a session carried by one of this
 // process's WebSocket tunnels is closed by closing the tunnel. When no polling session can be closed
 // now, tunnels are closed instead.
 func (p *Proxy) CloseSessions(id string, n int) (closed, left int) {
 	rt := p.rt.Load()
 	be := p.balancer.Snapshot().ByID(id)
-	sids := p.table.EvictBackendIf(id, n, func(o *sticky.Order) bool { return o.GetsInFlight() > 0 && !o.Tunnelled() })
+	sids := p.table.EvictBackendIf(id, n, func(o *sticky.Order) bool { return o.GetsInFlight() > 0 && o.PostsInFlight() == 0 && !o.Tunnelled() })
 	for _, sid := range sids {
 		if be == nil || len(rt.Paths) == 0 {
 			continue

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -37,4 +39,16 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 		return serr
 	}}
 	return lc.Listen(ctx, "tcp", addr)
+}
+
+// AcceptQueueMigrates reports whether Linux hands the connections queued on a closing SO_REUSEPORT
+// listener to another listener of its group (net.ipv4.tcp_migrate_req, Linux 5.14+); known is false
+// where that cannot be read. Without it, the connections accepted by the kernel but not yet by a
+// process that stops beside its replacement are reset (their clients see a connection error).
+func AcceptQueueMigrates() (migrates, known bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	if err != nil {
+		return false, false
+	}
+	return string(bytes.TrimSpace(b)) != "0", true
 }

@@ -141,26 +141,14 @@ func (c *cluster) restartConsul() *event {
 	return c.finish(e, 0)
 }
 
-// addService reloads both replicas with SIGHUP to watch extraService as well. A replica that
-// drained the service's backend in an earlier round still has it drained (an admin drain outlives
-// the backend's removal, and cannot be lifted while the backend is absent): the soak undrains it
-// there, as an operator would, and says so.
+// addService reloads both replicas with SIGHUP to watch extraService as well. Its backend was
+// drained in an earlier round and then left discovery: it must come back active (an admin drain ends
+// with its backend, health.TestDrainEndsWithItsBackend).
 func (c *cluster) addService() *event {
 	e := c.begin(kindAdd, extraService)
 	c.reload([]string{mainService, extraService})
 	e.mark("reloaded", e.since())
 	id := c.extra.Name
-	c.waitAll("add "+extraService+": listed", drainStateBudget, func(px *testkit.Proxy) bool { return px.States(c.t)[id] != "" })
-	undrained := 0
-	for _, px := range c.replicas() {
-		if px.States(c.t)[id] == "draining" {
-			px.MustAdminPost(c.t, "/backends/"+id+"/undrain")
-			undrained++
-		}
-	}
-	if undrained > 0 {
-		e.mark(fmt.Sprintf("undrained in %d replicas (an earlier round's drain)", undrained), 0)
-	}
 	e.reached(id+" active in both replicas", c.waitAll("add "+extraService, drainStateBudget, c.stateIs(id, "active")) >= 0)
 	return c.finish(e, 0)
 }

@@ -44,7 +44,20 @@ func envInt(name string, def int) int {
 	return n
 }
 
+// TestMain runs the soak in a network namespace of its own, with net.ipv4.tcp_migrate_req set
+// there (a per-namespace setting) as the README asks of hosts where a replica is replaced beside
+// itself: a stopping replica's queued connections go to its replacement instead of being reset.
+// Everything the soak starts (Consul, HAProxy, backends, replicas, clients) uses the namespace's
+// loopback.
 func TestMain(m *testing.M) {
+	code, child := testkit.InNetns()
+	if !child || code != 0 {
+		os.Exit(code)
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte("1"), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: net.ipv4.tcp_migrate_req=1 in the test's namespace: %v (Linux 5.14+)\n", err)
+		os.Exit(1)
+	}
 	testkit.Main(m, testkit.Requirements{
 		Package:     "chaos",
 		Proxy:       true,
