@@ -23,11 +23,12 @@ const (
 // interval + timeout after the fact.
 const causeGrace = pingInterval + pingTimeout
 
-// causeOf names the cause of a disconnect at (unix ms) of a session whose last ack came from
-// backend over transport, and the event it belongs to (nil: none). A replica that stops closes its
-// WebSocket tunnels (a TCP connection cannot move to another process), so a replacement explains
-// the disconnects of WebSocket sessions, and no other: a polling session's requests go to either
-// replica, and each routes its sid by the tag.
+// causeOf names the cause of a disconnect at (unix ms) of a session on backend (the one its sid's
+// tag names, as soak.js learned it from acks; else that of its last ack) over transport, and the
+// event it belongs to (nil: none). A replica that stops closes its WebSocket tunnels (a TCP
+// connection cannot move to another process), so a replacement explains the disconnects of
+// WebSocket sessions, and no other: a polling session's requests go to either replica, and each
+// routes its sid by the tag.
 func causeOf(events []*event, at int64, backend, transport string) (string, *event) {
 	var during *event
 	for i := len(events) - 1; i >= 0; i-- { // the latest event first: windows overlap by causeGrace

@@ -81,6 +81,14 @@ const totals = { emits: 0, acks: 0, lostConnected: 0, lostWithSession: 0, lateAc
 const connectErrors = {};
 const stop = { stopping: false };
 const transportOf = (socket) => (socket.io.engine && socket.io.engine.transport ? socket.io.engine.transport.name : '');
+// A sid's tag (before its check character and the dot) names its backend; acks teach which. A
+// disconnect is attributed to the backend of the session that ended, which may have had no ack yet
+// (a session placed just before its backend was drained), not to the one of the last ack.
+const tagBackend = new Map();
+const tagOf = (sid) => {
+  const i = sid ? sid.indexOf('.') : -1;
+  return i > 1 ? sid.slice(0, i - 1) : '';
+};
 
 function session(id) {
   const s = {
@@ -132,6 +140,7 @@ function session(id) {
         s.lastAckAt = now;
         if (!s.firstBackend) s.firstBackend = ack.backend;
         s.lastBackend = ack.backend;
+        if (tagOf(s.sid)) tagBackend.set(tagOf(s.sid), ack.backend);
         s.transport = transportOf(socket);
         const r = s.reconnects[s.reconnects.length - 1];
         if (r && !r.ackAt) {
@@ -147,6 +156,7 @@ function session(id) {
     socket.on('connect', () => {
       const now = Date.now();
       s.transport = transportOf(socket);
+      s.sid = socket.io.engine ? socket.io.engine.id : ''; // kept in memory only, never reported
       if (!s.connectedAt) {
         s.connectedAt = now;
         resolve();
@@ -159,10 +169,11 @@ function session(id) {
   socket.on('disconnect', (reason) => {
     epoch++;
     pending = null; // its ack can no longer come over this session; its timer classifies it
-    // backend: as of the session's last ack; transport: the one that closed (an upgrade may have
-    // happened since the last ack)
+    // backend: the one of the session that ended (by its sid's tag), else of the last ack;
+    // transport: the one that closed (an upgrade may have happened since the last ack)
     const transport = transportOf(socket) || s.transport;
-    if (!stop.stopping) s.disconnects.push({ at: Date.now(), reason: String(reason), backend: s.lastBackend, transport });
+    const backend = tagBackend.get(tagOf(s.sid)) || s.lastBackend;
+    if (!stop.stopping) s.disconnects.push({ at: Date.now(), reason: String(reason), backend, transport });
   });
   socket.on('connect_error', (err) => {
     if (stop.stopping) return;
