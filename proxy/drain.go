@@ -34,7 +34,7 @@ func (p *Proxy) CloseSessions(id string, n int) int {
 	}
 	k := len(sids)
 	if k < n {
-		k += p.tunnels.closeBackend(id, n-k)
+		k += p.closeTunnels(id, n-k)
 	}
 	return k
 }

@@ -78,19 +78,20 @@ func (l *ledger) owner(snap *balancer.Snapshot, backendID string, sid []byte) *b
 // session it carries (the claim of a WebSocket-only session, or the raw sid of a polling session
 // that upgraded). close runs once.
 type tunnelEntry struct {
-	l     *ledger
-	stats *balancer.Stats
-	claim balancer.Claim
-	sid   string
-	start time.Time
-	once  sync.Once
+	l         *ledger
+	stats     *balancer.Stats
+	claim     balancer.Claim
+	backendID string // for drains (closeBackend)
+	sid       string
+	start     time.Time
+	once      sync.Once
 }
 
 // openTunnel counts a tunnel to be that is up. claim is the WebSocket-only session's (zero for an
 // upgrade of a polling session, which has its table entry); the entry now owns it.
 func (l *ledger) openTunnel(be *balancer.Backend, claim balancer.Claim, rawSID string, start time.Time) *tunnelEntry {
 	be.Tunnels.Add(1)
-	return &tunnelEntry{l: l, stats: be.Stats, claim: claim, sid: rawSID, start: start}
+	return &tunnelEntry{l: l, stats: be.Stats, claim: claim, backendID: be.ID, sid: rawSID, start: start}
 }
 
 // close ends the tunnel's count and its session: a WebSocket-only session ends with it, and so
