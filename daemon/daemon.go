@@ -150,26 +150,18 @@ func (d *Daemon) Addr() net.Addr { return d.addr }
 // AdminAddr is the admin listener's address, nil when it is off (after Listening).
 func (d *Daemon) AdminAddr() net.Addr { return d.adminAddr }
 
-// Run binds the listeners, starts discovery and probes, and serves until ctx is done; then it stops
+// Run binds the admin listener, starts discovery, opens the client listener once discovery has
+// answered (at most firstDiscoveryWait), starts probes, and serves until ctx is done; then it stops
 // accepting, lets in-flight requests and long-polls finish (proxy.shutdown_timeout) and closes the
 // tunnels. An error means the daemon could not start or its server failed.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.config()
-	ln, err := proxy.Listen(ctx, cfg.Listen) // SO_REUSEPORT: a new process can start beside this one
-	if err != nil {
-		return err
-	}
-	if err := d.front.open(ctx, cfg, ln); err != nil {
-		ln.Close()
-		return err
-	}
-	defer d.front.close()
 	var aln net.Listener
+	var err error
 	if cfg.Admin.Listen != "" {
 		// No SO_REUSEPORT here: two processes must not split /metrics and drains, and a stale one
 		// on the port must fail the start.
 		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-			ln.Close()
 			return fmt.Errorf("admin: %w", err)
 		}
 	}
@@ -180,16 +172,34 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.drains = newDrainScheduler(runCtx, d.log, d.opts.Clock, d.opts.Rand, d.proxy.CloseSessions)
 	d.mu.Unlock()
 
-	// Discovery first, then the listeners' servers: the admin API never sees a half-built process.
+	// Discovery first, then the listeners' servers: the admin API never sees a half-built process,
+	// and the client listener opens only once discovery has answered (below).
 	ws, err := d.disco.build(runCtx, cfg)
 	if err != nil {
-		ln.Close()
 		if aln != nil {
 			aln.Close()
 		}
 		return err
 	}
 	d.startDiscovery(runCtx, ws)
+	d.awaitDiscovery(ctx, ws)
+	failed := func(err error) error {
+		stopRun()
+		d.disco.stop()
+		if aln != nil {
+			aln.Close()
+		}
+		return err
+	}
+	ln, err := proxy.Listen(ctx, cfg.Listen) // SO_REUSEPORT: a new process can start beside this one
+	if err != nil {
+		return failed(err)
+	}
+	if err := d.front.open(ctx, cfg, ln); err != nil {
+		ln.Close()
+		return failed(err)
+	}
+	defer d.front.close()
 	var probes sync.WaitGroup
 	if d.prober != nil {
 		probes.Go(func() { d.prober.Run(runCtx) })
@@ -251,6 +261,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 			stop()
 			return nil
 		}
+	}
+}
+
+// firstDiscoveryWait bounds how long a starting process waits for Consul's first answers before it
+// opens its client listener anyway (with the backends it knows by then).
+const firstDiscoveryWait = 5 * time.Second
+
+// awaitDiscovery waits until the watch set's first Consul queries have completed (answered or
+// failed), at most firstDiscoveryWait. With SO_REUSEPORT the kernel hands a process new connections
+// as soon as its listener is open: a process started beside a running one must know the backends
+// by then, or it answers "Session ID unknown" to the running one's sessions, whose sid tags it
+// cannot route yet. (A Kubernetes watch has read its services whole when the set was built.)
+func (d *Daemon) awaitDiscovery(ctx context.Context, ws *watchSet) {
+	if ws.consul == nil {
+		return
+	}
+	t := time.NewTimer(firstDiscoveryWait)
+	defer t.Stop()
+	select {
+	case <-ws.consul.FirstAnswers():
+	case <-ctx.Done():
+	case <-t.C:
+		d.log.Warn("listening before Consul answered", zap.Duration("waited", firstDiscoveryWait))
 	}
 }
 

@@ -280,29 +280,37 @@ func TestDrainDeadlineClosesSessions(t *testing.T) {
 			onB1 = append(onB1, sid)
 		}
 	}
+	// Each client keeps a long-poll pending, as real clients do: the drain closes a session through
+	// the process that holds its pending poll, which the backend answers with a close packet.
+	answers := make(chan string, len(onB1))
+	for _, sid := range onB1 {
+		go func() {
+			_, body := httpDo(t, "GET", "http://"+r.addr+"/socket.io/?EIO=4&transport=polling&sid="+sid, "")
+			answers <- body
+		}()
+	}
+	waitUntil(t, func() bool { return r.d.bal.Snapshot().ByID("b1").InFlight.Load() == int64(len(onB1)) })
 	start := time.Now()
 	if code, body := httpDo(t, "POST", "http://"+r.admin+"/backends/b1/drain?deadline=200ms&rate=20", ""); code != 200 {
 		t.Fatalf("drain: %d %s", code, body)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		closed := 0
-		for _, sid := range onB1 {
-			code, _ := httpDo(t, "POST", "http://"+r.addr+"/socket.io/?EIO=4&transport=polling&sid="+sid, "3")
-			if code == 400 {
-				closed++
+	for range onB1 {
+		select {
+		case body := <-answers:
+			if !sticky.HasClosePacket([]byte(body)) {
+				t.Errorf("a pending poll of a drained session was answered %q, want a close packet", body)
 			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("pending polls not answered 5s after a 200ms drain deadline")
 		}
-		if closed == len(onB1) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d sessions closed 5s after a 200ms drain deadline", closed, len(onB1))
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if el := time.Since(start); el < 200*time.Millisecond {
 		t.Fatalf("sessions closed before the deadline (%v)", el)
+	}
+	for _, sid := range onB1 {
+		if code, _ := httpDo(t, "POST", "http://"+r.addr+"/socket.io/?EIO=4&transport=polling&sid="+sid, "3"); code != 400 {
+			t.Errorf("a closed session still answers: %d", code)
+		}
 	}
 }
 

@@ -27,8 +27,8 @@ const (
 type drainScheduler struct {
 	log   *zap.Logger
 	clock health.Clock
-	rand  func() float64                    // in [0, 1)
-	close func(backendID string, n int) int // ends up to n sessions of a backend, returns how many
+	rand  func() float64                                   // in [0, 1)
+	close func(backendID string, n int) (closed, left int) // ends up to n sessions of a backend; how many it did, how many are left
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -36,7 +36,7 @@ type drainScheduler struct {
 	wg     sync.WaitGroup
 }
 
-func newDrainScheduler(ctx context.Context, log *zap.Logger, clock health.Clock, rand func() float64, close func(string, int) int) *drainScheduler {
+func newDrainScheduler(ctx context.Context, log *zap.Logger, clock health.Clock, rand func() float64, close func(string, int) (int, int)) *drainScheduler {
 	return &drainScheduler{log: log, clock: clock, rand: rand, close: close, ctx: ctx, active: map[string]context.CancelFunc{}}
 }
 
@@ -110,12 +110,14 @@ func (s *drainScheduler) run(ctx context.Context, id string, deadline time.Durat
 	interval := time.Duration(float64(time.Second) / rate)
 	closed := 0
 	for {
-		n := s.close(id, 1)
+		n, left := s.close(id, 1)
 		closed += n
-		if n == 0 {
+		if left == 0 {
 			s.log.Info("drained backend has no sessions left", zap.String("backend", id), zap.Int("closed", closed))
 			return
 		}
+		// A session this process cannot close now (between polls, or held by another replica) is
+		// tried again at the next tick; one held elsewhere leaves this table when it ends there.
 		// Mean interval, spread over [0.75, 1.25) of it.
 		wait := time.Duration(float64(interval) * (0.75 + 0.5*s.rand()))
 		select {

@@ -13,27 +13,36 @@ import (
 
 func newFakeClock() *fakeclock.Clock { return fakeclock.New(time.Unix(1_700_000_000, 0)) }
 
-// closer records the drain scheduler's closes against a backend with n sessions.
+// closer records the drain scheduler's closes against backends with sessions left, of which
+// held can be closed now (the others are between polls, or held by another replica).
 type closer struct {
 	mu     sync.Mutex
 	left   map[string]int
+	held   map[string]int
 	closes chan string
 }
 
-func (c *closer) close(id string, n int) int {
+func (c *closer) close(id string, n int) (int, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := min(n, c.left[id])
+	k := min(n, c.held[id])
 	c.left[id] -= k
+	c.held[id] -= k
 	if k > 0 {
 		c.closes <- id
 	}
-	return k
+	return k, c.left[id]
+}
+
+func (c *closer) hold(id string, n int) {
+	c.mu.Lock()
+	c.held[id] += n
+	c.mu.Unlock()
 }
 
 func TestDrainSchedulerPacesCloses(t *testing.T) {
 	clk := newFakeClock()
-	cl := &closer{left: map[string]int{"b1": 3, "b2": 5}, closes: make(chan string, 100)}
+	cl := &closer{left: map[string]int{"b1": 3, "b2": 5}, held: map[string]int{"b1": 2, "b2": 5}, closes: make(chan string, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newDrainScheduler(ctx, zap.NewNop(), clk, func() float64 { return 0.5 }, cl.close)
@@ -50,7 +59,7 @@ func TestDrainSchedulerPacesCloses(t *testing.T) {
 	default:
 	}
 	clk.Advance(time.Second)
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 2; i++ {
 		if id := <-cl.closes; id != "b1" {
 			t.Fatalf("closed %s", id)
 		}
@@ -59,6 +68,20 @@ func TestDrainSchedulerPacesCloses(t *testing.T) {
 			t.Fatalf("interval %v after close %d, want 500ms", d, i)
 		}
 		clk.Advance(500 * time.Millisecond)
+	}
+	// The third session cannot be closed now: the schedule keeps trying at its pace, and closes it
+	// once it can.
+	for i := 0; i < 3; i++ {
+		if d := clk.NextWait(t); d != 500*time.Millisecond {
+			t.Fatalf("interval %v while a session is held elsewhere, want 500ms", d)
+		}
+		if i == 2 {
+			cl.hold("b1", 1) // now it can be closed: at the next tick
+		}
+		clk.Advance(500 * time.Millisecond)
+	}
+	if id := <-cl.closes; id != "b1" {
+		t.Fatalf("closed %s", id)
 	}
 	// No session left: the schedule ends by itself and forgets the backend.
 	waitUntil(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.active) == 0 })

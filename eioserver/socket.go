@@ -41,11 +41,14 @@ func (so *Socket) Emit(event string, args ...any) {
 func (so *Socket) Disconnect() {
 	s := so.sess
 	disconnect := eioproto.AppendSocketIO(nil, eioproto.SocketIOPacket{Type: eioproto.SIODisconnect, ID: eioproto.NoAck})
-	s.enqueueIfConnected(so, []eioproto.Packet{{Type: eioproto.PacketMessage, Data: disconnect}})
+	// Detach the socket and queue DISCONNECT in one critical section: once the packet can be
+	// written, a client that closes on it must not find the socket still attached (its close
+	// would then be reported as "transport close").
 	s.mu.Lock()
-	mine := s.sock == so
+	mine := !s.closed && s.sock == so
 	if mine {
 		s.sock = nil
+		s.queue = append(s.queue, eioproto.Packet{Type: eioproto.PacketMessage, Data: disconnect})
 	}
 	s.mu.Unlock()
 	if mine && s.srv.opts.OnDisconnect != nil {

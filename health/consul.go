@@ -67,6 +67,9 @@ type ConsulWatcher struct {
 	opts    ConsulOptions
 	log     *zap.Logger
 	watches []*watch
+
+	pending atomic.Int32  // watches whose first query has not completed yet
+	first   chan struct{} // closed when pending reaches 0
 }
 
 // ConsulTLS is TLS to the Consul agent: a CA bundle, an optional client certificate.
@@ -151,7 +154,30 @@ func newConsulWatcher(opts ConsulOptions, names []string, q queryFunc) (*ConsulW
 		wt.lastOK.Store(now)
 		w.watches = append(w.watches, wt)
 	}
+	w.first = make(chan struct{})
+	w.pending.Store(int32(len(w.watches)))
+	if len(w.watches) == 0 {
+		close(w.first)
+	}
 	return w, nil
+}
+
+// FirstAnswers is closed once the first query of every service has completed: with an answer,
+// already published, or with an error (Consul unreachable: nothing to wait for). A process that
+// serves the sessions of other processes (the sid tags of a replica restarted beside the old one)
+// waits for it before it accepts clients, or it would answer "Session ID unknown" for sessions whose
+// backend it has not learnt yet.
+func (w *ConsulWatcher) FirstAnswers() <-chan struct{} { return w.first }
+
+// firstDone counts the first completed query of a watch.
+func (wt *watch) firstDone() {
+	if wt.answeredOnce {
+		return
+	}
+	wt.answeredOnce = true
+	if wt.w.pending.Add(-1) == 0 {
+		close(wt.w.first)
+	}
 }
 
 // Run watches every service, one goroutine each, until ctx is done.
@@ -193,11 +219,12 @@ type watch struct {
 	tr    *tracker
 	log   *zap.Logger
 
-	index     uint64
-	failures  int
-	published bool
-	last      []balancer.Spec
-	downSince time.Time
+	index        uint64
+	failures     int
+	published    bool
+	answeredOnce bool // the first query completed (FirstAnswers)
+	last         []balancer.Spec
+	downSince    time.Time
 
 	failing atomic.Bool
 	lastOK  atomic.Int64 // unix nanos of the last answer
@@ -241,6 +268,7 @@ func (wt *watch) run(ctx context.Context) {
 			wt.failures++
 			next = o.Clock.Now().Add(backoff(wt.failures, o.BackoffMin, o.BackoffMax, o.Rand()))
 			wt.fail(err, now)
+			wt.firstDone()
 			continue
 		}
 		wt.failures = 0
@@ -249,6 +277,7 @@ func (wt *watch) run(ctx context.Context) {
 		wt.index = nextIndex(wt.index, meta.LastIndex)
 		wt.tr.apply(SpecsFromEntries(entries, *o), o.Clock.Now())
 		wt.publish(wt.tr.specs(o.Clock.Now()))
+		wt.firstDone()
 	}
 }
 

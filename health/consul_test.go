@@ -276,3 +276,55 @@ func TestNewConsulWatcherValidates(t *testing.T) {
 		}
 	}
 }
+
+// FirstAnswers closes once every service's first query has completed, after its answer was
+// published, or after it failed; not before.
+func TestConsulWatcherFirstAnswers(t *testing.T) {
+	fc := &fakeConsul{calls: make(chan *fakeCall)}
+	published := make(chan string, 10)
+	opts := ConsulOptions{WaitTime: time.Minute, Clock: newFakeClock(), Rand: func() float64 { return 0 },
+		Publish: func(service string, _ []balancer.Spec) { published <- service }}
+	w, err := newConsulWatcher(opts, []string{"web", "chat"}, fc.query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	first := func() bool {
+		select {
+		case <-w.FirstAnswers():
+			return true
+		default:
+			return false
+		}
+	}
+	calls := map[string]*fakeCall{}
+	for range 2 {
+		select {
+		case c := <-fc.calls:
+			calls[c.service] = c
+		case <-time.After(5 * time.Second):
+			t.Fatal("timed out waiting for the first queries")
+		}
+	}
+	if first() {
+		t.Fatal("FirstAnswers closed before any query completed")
+	}
+	pass := []*api.HealthCheck{check("service:web", api.HealthPassing)}
+	calls["web"].reply <- fakeReply{entries: []*api.ServiceEntry{entry("a", "10.0.0.1", 80, pass)}, index: 3}
+	if got := <-published; got != "web" {
+		t.Fatalf("published %q", got)
+	}
+	if first() {
+		t.Fatal("FirstAnswers closed while the query of chat is still pending")
+	}
+	calls["chat"].reply <- fakeReply{err: errors.New("connection refused")}
+	select {
+	case <-w.FirstAnswers():
+	case <-time.After(5 * time.Second):
+		t.Fatal("FirstAnswers not closed once every first query completed (one with an answer, one with an error)")
+	}
+}

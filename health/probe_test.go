@@ -70,6 +70,9 @@ func startBackendTLS(t *testing.T, cfg *tls.Config) *fakeBackend {
 	t.Cleanup(func() {
 		close(b.release)
 		_ = srv.Shutdown()
+		// Shutdown closes only the listeners Serve has registered: when the test ends before the
+		// goroutine above got there (no request reached the backend), Serve would accept forever.
+		_ = ln.Close()
 		<-done
 	})
 	return b

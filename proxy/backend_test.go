@@ -10,9 +10,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
+
+	"sioproxy/sticky"
 )
 
 // testBackend is an Engine.IO-shaped backend for unit tests of the proxy (the end-to-end tests in
@@ -30,6 +33,14 @@ type testBackend struct {
 	lastHdrs map[string]string
 	n        atomic.Int64
 	format   string // "v4" (default), "v3", "jsonp", "gzip"
+	// closeGzip makes polls answer a gzipped close packet.
+	closeGzip atomic.Bool
+	// holdPolls makes a poll wait, as engine.io's does, until a close packet is posted for its
+	// session (then it answers the close) or 5 s pass; closes counts the close packets posted per sid
+	// (a close for a sid the backend does not know is counted under "?unknown").
+	holdPolls atomic.Bool
+	held      map[string]chan struct{}
+	closes    map[string]int
 }
 
 func startBackend(t testing.TB, name string) *testBackend {
@@ -48,7 +59,8 @@ func startBackendTLS(t testing.TB, name string, cfg *tls.Config) *testBackend {
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
 	}
-	b := &testBackend{name: name, ln: ln, addr: ln.Addr().String(), sids: map[string]bool{}}
+	b := &testBackend{name: name, ln: ln, addr: ln.Addr().String(), sids: map[string]bool{},
+		held: map[string]chan struct{}{}, closes: map[string]int{}}
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 	b.srv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		b.record(ctx)
@@ -95,15 +107,25 @@ func startBackendTLS(t testing.TB, name string, cfg *tls.Config) *testBackend {
 			return
 		}
 		if !b.has(sid) {
+			if ctx.IsPost() && sticky.HasClosePacket(ctx.PostBody()) {
+				b.mu.Lock()
+				b.closes["?unknown"]++
+				b.mu.Unlock()
+			}
 			ctx.SetStatusCode(400)
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"code":1,"message":"Session ID unknown"}`)
 			return
 		}
 		if ctx.IsPost() {
-			if string(ctx.PostBody()) == "1" {
+			if sticky.HasClosePacket(ctx.PostBody()) {
 				b.mu.Lock()
 				delete(b.sids, sid)
+				b.closes[sid]++
+				if ch := b.held[sid]; ch != nil {
+					close(ch)
+					delete(b.held, sid)
+				}
 				b.mu.Unlock()
 			}
 			ctx.SetContentType("text/html")
@@ -111,6 +133,28 @@ func startBackendTLS(t testing.TB, name string, cfg *tls.Config) *testBackend {
 			return
 		}
 		ctx.SetContentType("text/plain; charset=UTF-8")
+		if b.holdPolls.Load() {
+			b.mu.Lock()
+			ch := make(chan struct{})
+			b.held[sid] = ch
+			b.mu.Unlock()
+			select {
+			case <-ch:
+				ctx.SetBodyString("1") // the session was closed: its pending poll gets the close packet
+			case <-time.After(5 * time.Second):
+				ctx.SetBodyString("6")
+			}
+			return
+		}
+		if b.closeGzip.Load() { // the server ends the session: a close packet, gzipped (httpCompression)
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte("1"))
+			zw.Close()
+			ctx.Response.Header.Set("Content-Encoding", "gzip")
+			ctx.SetBody(buf.Bytes())
+			return
+		}
 		ctx.SetBodyString("4" + name)
 	}}
 	go b.srv.Serve(ln)

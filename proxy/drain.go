@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"sioproxy/balancer"
+	"sioproxy/sticky"
 )
 
 // closeBody is an Engine.IO close packet that both framings read as one: v3 text ("1:" length
@@ -15,14 +16,18 @@ import (
 var closeBody = []byte("1:1")
 
 // CloseSessions ends up to n live sessions of a backend (a drain deadline) and returns how many it
-// ended. A polling session is closed at the backend on the client's behalf: the backend answers
-// the client's pending poll with a close packet, so the client reconnects (elsewhere, as the backend
-// is draining) without losing a message. When no polling session is left, WebSocket tunnels are
-// closed instead.
-func (p *Proxy) CloseSessions(id string, n int) int {
+// ended and how many of the backend's sessions and tunnels this process still knows. A polling
+// session is closed at the backend on the client's behalf: the backend answers the client's pending
+// poll with a close packet, so the client reconnects (elsewhere, as the backend is draining) without
+// losing a message. Only the sessions whose pending poll this process holds are closed so (with
+// several replicas, exactly one holds it, so no session is closed twice; the others are held
+// elsewhere or between polls, and are tried again at the next call); a session carried by one of this
+// process's WebSocket tunnels is closed by closing the tunnel. When no polling session can be closed
+// now, tunnels are closed instead.
+func (p *Proxy) CloseSessions(id string, n int) (closed, left int) {
 	rt := p.rt.Load()
 	be := p.balancer.Snapshot().ByID(id)
-	sids := p.table.EvictBackend(id, n)
+	sids := p.table.EvictBackendIf(id, n, func(o *sticky.Order) bool { return o.GetsInFlight() > 0 && !o.Tunnelled() })
 	for _, sid := range sids {
 		if be == nil || len(rt.Paths) == 0 {
 			continue
@@ -36,7 +41,11 @@ func (p *Proxy) CloseSessions(id string, n int) int {
 	if k < n {
 		k += p.closeTunnels(id, n-k)
 	}
-	return k
+	left = p.table.Count(id) + p.tunnels.countBackend(id)
+	if pk := p.parker(); pk != nil {
+		left += pk.countBackend(id)
+	}
+	return k, left
 }
 
 // closeAtBackend posts a close packet for sid to its backend and returns the answer's status.

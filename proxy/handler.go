@@ -202,6 +202,10 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 	if mirrored && post {
 		p.mirror.ClientPolling(raw, rq.body)
 	}
+	if get && order != nil {
+		order.BeginGet() // this process holds the session's pending poll (a drain closes it here)
+		defer order.EndGet()
+	}
 	res, err := p.forward(ctx, rt, be, rq, fwdOpts{idempotent: !post, inspect: true, watch: get})
 	if err != nil {
 		fe := failOf(err)
@@ -231,16 +235,18 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 	}
 	resp := &ctx.Response
 	status := resp.StatusCode()
-	if mirrored && status == fasthttp.StatusOK && get {
-		body := resp.Body()
+	var payload []byte // a poll's answer as Engine.IO wrote it (decompressed when the backend compressed it)
+	if status == fasthttp.StatusOK && get {
+		payload = resp.Body()
 		if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
-			body, _ = sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
+			payload, _ = sticky.Decompress(string(enc), payload, 4*rt.MaxBodyBytes+1<<16)
 		}
-		p.mirror.ServerPolling(raw, body)
+		if mirrored {
+			p.mirror.ServerPolling(raw, payload)
+		}
 	}
 	switch {
-	case status == fasthttp.StatusBadRequest || closing ||
-		(status == fasthttp.StatusOK && get && sticky.HasClosePacket(resp.Body())):
+	case status == fasthttp.StatusBadRequest || closing || sticky.HasClosePacket(payload):
 		p.ledger.end(raw)
 	case !known && status == fasthttp.StatusOK && info.Transport == sticky.TransportPolling &&
 		sticky.IsPollingAnswer(post, resp.Header.ContentType(), resp.Header.ContentEncoding(), resp.Body()):

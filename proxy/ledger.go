@@ -83,6 +83,7 @@ type tunnelEntry struct {
 	claim     balancer.Claim
 	backendID string // for drains (closeBackend)
 	sid       string
+	order     *sticky.Order // the upgraded session's in-flight state (nil for a WebSocket-only one)
 	start     time.Time
 	once      sync.Once
 }
@@ -91,7 +92,14 @@ type tunnelEntry struct {
 // upgrade of a polling session, which has its table entry); the entry now owns it.
 func (l *ledger) openTunnel(be *balancer.Backend, claim balancer.Claim, rawSID string, start time.Time) *tunnelEntry {
 	be.Tunnels.Add(1)
-	return &tunnelEntry{l: l, stats: be.Stats, claim: claim, backendID: be.ID, sid: rawSID, start: start}
+	te := &tunnelEntry{l: l, stats: be.Stats, claim: claim, backendID: be.ID, sid: rawSID, start: start}
+	if rawSID != "" {
+		if _, o, ok := l.table.Lookup([]byte(rawSID)); ok {
+			te.order = o
+			o.TunnelOpened() // a drain closes this session by closing its tunnel, not with a poll
+		}
+	}
+	return te
 }
 
 // close ends the tunnel's count and its session: a WebSocket-only session ends with it, and so
@@ -100,6 +108,7 @@ func (l *ledger) openTunnel(be *balancer.Backend, claim balancer.Claim, rawSID s
 func (te *tunnelEntry) close() {
 	te.once.Do(func() {
 		te.stats.Tunnels.Add(-1)
+		te.order.TunnelClosed()
 		te.claim.Release()
 		if te.sid == "" {
 			return

@@ -272,3 +272,71 @@ func TestApplyWhileServing(t *testing.T) {
 		t.Fatalf("body over the reloaded limit: %d, want 413", code)
 	}
 }
+
+// A close packet in a compressed poll answer ends the session too (engine.io compresses answers of
+// 1 KiB and more for clients that accept it).
+func TestCompressedCloseEndsTheSession(t *testing.T) {
+	b := startBackend(t, "gz")
+	p := startProxy(t, nil, specsOf(b))
+	sid := handshake(t, p.addr)
+	wantCounts(t, p, b.url(), 1, 0, "after the handshake")
+	b.closeGzip.Store(true)
+	if code, _, _ := get(t, pollURL(p.addr, sid), "Accept-Encoding", "gzip"); code != 200 {
+		t.Fatalf("poll: %d", code)
+	}
+	wantCounts(t, p, b.url(), 0, 0, "after a gzipped close packet")
+}
+
+// With two replicas, a drain deadline closes each session once: at the replica that holds its
+// pending poll. A replica that only saw some of a session's earlier requests leaves it to the other,
+// and an upgraded session is closed by closing its tunnel, never with a poll (which the backend would
+// refuse).
+func TestDrainAcrossReplicasClosesEachSessionOnce(t *testing.T) {
+	b := startBackend(t, "dr")
+	pa := startProxy(t, nil, specsOf(b))
+	pb := startProxy(t, nil, specsOf(b))
+	var sids []string
+	for i := 0; i < 8; i++ {
+		sid := handshake(t, pa.addr)
+		// Both replicas know the session (B adopts it from a poll it served).
+		for _, addr := range []string{pb.addr, pa.addr} {
+			if code, _, _ := get(t, pollURL(addr, sid)); code != 200 {
+				t.Fatalf("poll: %d", code)
+			}
+		}
+		sids = append(sids, sid)
+	}
+	b.holdPolls.Store(true)
+	done := make(chan string, len(sids))
+	for i, sid := range sids { // each session's pending poll is held by one replica
+		addr := pa.addr
+		if i%2 == 1 {
+			addr = pb.addr
+		}
+		go func() {
+			_, _, body := get(t, pollURL(addr, sid))
+			done <- body
+		}()
+	}
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.held) == len(sids) })
+	for round := 0; round < 20; round++ {
+		pa.CloseSessions(b.url(), 1)
+		pb.CloseSessions(b.url(), 1)
+	}
+	for range sids {
+		if body := <-done; body != "1" {
+			t.Errorf("a pending poll was answered %q, want the close packet", body)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, sid := range sids {
+		_, raw, _ := sticky.SplitTagged([]byte(sid))
+		if n := b.closes[string(raw)]; n != 1 {
+			t.Errorf("session closed %d times at the backend, want once", n)
+		}
+	}
+	if n := b.closes["?unknown"]; n != 0 {
+		t.Errorf("%d closes posted for sessions the backend no longer knew (closed twice)", n)
+	}
+}

@@ -24,8 +24,10 @@ type Mirror interface {
 	// ServerPolling receives the body of a polling GET response of a mirrored session.
 	ServerPolling(sid []byte, body []byte)
 	// Tunnel is called when a WebSocket tunnel is up; rawSID is "" for a WebSocket-only session (the
-	// mirror samples it then). A nil result leaves the tunnel unmirrored (parked: no goroutine while idle).
-	Tunnel(rawSID string, req *fasthttp.Request) MirrorTunnel
+	// mirror samples it then); extensions is the Sec-WebSocket-Extensions the backend accepted in its
+	// 101 (nil for none: permessage-deflate changes how frames read). A nil result leaves the tunnel
+	// unmirrored (parked: no goroutine while idle).
+	Tunnel(rawSID string, req *fasthttp.Request, extensions []byte) MirrorTunnel
 	// HTTP receives a request on a non-Engine.IO path (fire and forget, sampled by the mirror).
 	HTTP(req *fasthttp.Request)
 	// Close ends the mirror of a session (the primary session ended).

@@ -90,6 +90,19 @@ func (r *tunnelRegistry) closeAll() int {
 	return len(ts)
 }
 
+// countBackend counts the live tunnels of one backend.
+func (r *tunnelRegistry) countBackend(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for t := range r.live {
+		if t.backendID == id {
+			n++
+		}
+	}
+	return n
+}
+
 // closeBackend closes up to limit tunnels of one backend (limit <= 0: all); for drain deadlines.
 func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 	r.mu.Lock()
@@ -231,7 +244,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be 
 		client := clientConn
 		var mt MirrorTunnel
 		if p.mirror != nil {
-			mt = p.mirror.Tunnel(sid, &ctx.Request)
+			mt = p.mirror.Tunnel(sid, &ctx.Request, headField(head, "Sec-WebSocket-Extensions"))
 		}
 		// An unmirrored TCP tunnel is parked: no goroutine, buffer or Go connection while it is idle.
 		if backendTCP, ok := conn.(*net.TCPConn); ok && clientTCP != nil && mt == nil {
@@ -464,4 +477,22 @@ func closeWrite(c any) {
 
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
+}
+
+// headField returns the value of the first field called name (any case) in a raw response head,
+// trimmed; nil when there is none.
+func headField(head []byte, name string) []byte {
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			i = len(head) - 1
+		}
+		line := bytes.TrimRight(head[:i+1], "\r\n")
+		head = head[i+1:]
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
+			return bytes.TrimSpace(v)
+		}
+	}
+	return nil
 }

@@ -6,19 +6,27 @@ import (
 	"time"
 )
 
-// Order is the request-ordering state of one session, kept in its table entry (so it ends with the
-// session): its polling POSTs in flight, those of them not yet sent to the backend, and the one
-// polling GET waiting for them. A proxy serves one session's concurrent requests on different
-// connections and goroutines, and Go's scheduler may run the later one first. A GET that reaches
-// the backend before the session's POST, or whose answer (Engine.IO's CONNECT ack) reaches the
-// client before the POST's "ok", makes socket.io-client's first emit wait for the next upgrade
-// step (100 ms or more). So a GET waits, bounded, before it is sent for the session's POSTs that
-// are not sent yet, and before its answer is written for the POSTs not answered yet. A nil *Order
-// does nothing.
+// Order is the in-flight state of one session, kept in its table entry (so it ends with the
+// session): its polling POSTs in flight, those of them not yet sent to the backend, its polling
+// GETs in flight, the one GET waiting for the POSTs, and whether a WebSocket tunnel of this process
+// carries it.
+//
+// A proxy serves one session's concurrent requests on different connections and goroutines, and
+// Go's scheduler may run the later one first. A GET that reaches the backend before the session's
+// POST, or whose answer (Engine.IO's CONNECT ack) reaches the client before the POST's "ok", makes
+// socket.io-client's first emit wait for the next upgrade step (100 ms or more). So a GET waits,
+// bounded, before it is sent for the session's POSTs that are not sent yet, and before its answer is
+// written for the POSTs not answered yet.
+//
+// A drain uses the GET and tunnel counts to close a session only where it is held (the replica with
+// its pending poll, or with its tunnel), so that replicas never close one session twice. A nil
+// *Order does nothing.
 type Order struct {
-	posts  atomic.Int32 // POSTs in flight (BeginPost .. EndPost)
-	unsent atomic.Int32 // of which not sent to the backend yet (BeginPost .. Sent)
-	waiter atomic.Pointer[waiter]
+	posts   atomic.Int32 // POSTs in flight (BeginPost .. EndPost)
+	unsent  atomic.Int32 // of which not sent to the backend yet (BeginPost .. Sent)
+	gets    atomic.Int32 // GETs in flight (BeginGet .. EndGet)
+	tunnels atomic.Int32 // tunnels of this process carrying the session
+	waiter  atomic.Pointer[waiter]
 }
 
 // waiter is a waiting GET: a wake channel (buffered, so a wake never blocks) and its timer, pooled
@@ -131,3 +139,45 @@ func (o *Order) await(n *atomic.Int32, max time.Duration) bool {
 		return true
 	}
 }
+
+// BeginGet counts a polling GET of the session in flight (its answer not read yet); EndGet must
+// follow, once.
+func (o *Order) BeginGet() {
+	if o != nil {
+		o.gets.Add(1)
+	}
+}
+
+// EndGet ends a GET counted by BeginGet.
+func (o *Order) EndGet() {
+	if o != nil {
+		o.gets.Add(-1)
+	}
+}
+
+// GetsInFlight is the number of the session's GETs counted and not ended: 1 while this process holds
+// its pending long-poll.
+func (o *Order) GetsInFlight() int {
+	if o == nil {
+		return 0
+	}
+	return int(o.gets.Load())
+}
+
+// TunnelOpened records that a WebSocket tunnel of this process carries the session (an upgrade);
+// TunnelClosed must follow, once.
+func (o *Order) TunnelOpened() {
+	if o != nil {
+		o.tunnels.Add(1)
+	}
+}
+
+// TunnelClosed ends a tunnel recorded by TunnelOpened.
+func (o *Order) TunnelClosed() {
+	if o != nil {
+		o.tunnels.Add(-1)
+	}
+}
+
+// Tunnelled reports whether a tunnel of this process carries the session.
+func (o *Order) Tunnelled() bool { return o != nil && o.tunnels.Load() > 0 }

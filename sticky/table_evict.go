@@ -3,8 +3,14 @@ package sticky
 import "time"
 
 // EvictBackend removes up to limit entries of backendID (limit <= 0: all), calling onEvict for
-// each, and returns their sids. A drain deadline uses it to end a backend's sessions a few at a time.
+// each, and returns their sids.
 func (t *Table) EvictBackend(backendID string, limit int) []string {
+	return t.EvictBackendIf(backendID, limit, nil)
+}
+
+// EvictBackendIf is EvictBackend for the entries whose in-flight state pick accepts (nil: every
+// entry). A drain deadline uses it to end, a few at a time, the sessions this process holds.
+func (t *Table) EvictBackendIf(backendID string, limit int, pick func(*Order) bool) []string {
 	removed := 0
 	var all, gone []string
 	for i := range t.shards {
@@ -16,7 +22,7 @@ func (t *Table) EvictBackend(backendID string, limit int) []string {
 		s.mu.Lock()
 		if s.counts[backendID] > 0 {
 			for sid, e := range s.m {
-				if e.backendID != backendID {
+				if e.backendID != backendID || pick != nil && !pick(&e.order) {
 					continue
 				}
 				delete(s.m, sid)

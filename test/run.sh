@@ -10,6 +10,7 @@
 #   ./test/run.sh            everything
 #   ./test/run.sh unit       unit tests only (no installs)
 #   FUZZTIME=30s ./test/run.sh   longer fuzzing
+#   SIOPROXY_SOAK=10m ./test/run.sh   a longer chaos soak (test/chaos, docs/chaos.md; 60 s by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

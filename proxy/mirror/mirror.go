@@ -250,20 +250,20 @@ func (m *Mirror) ServerPolling(sid []byte, body []byte) {
 
 // Tunnel implements proxy.Mirror. A WebSocket-only session (rawSID "") is sampled here; an upgrade
 // is mirrored when its polling session is.
-func (m *Mirror) Tunnel(rawSID string, req *fasthttp.Request) proxy.MirrorTunnel {
+func (m *Mirror) Tunnel(rawSID string, req *fasthttp.Request, extensions []byte) proxy.MirrorTunnel {
 	if rawSID != "" {
 		s := m.lookup([]byte(rawSID))
 		if s == nil || s.failed.Load() {
 			return nil // unmirrored, or its shadow is gone: the proxy parks the tunnel
 		}
-		return newTee(s, false)
+		return newTee(s, false, extensions)
 	}
 	if !m.sampled() {
 		return nil
 	}
 	s := m.newSession("ws-"+strconv.FormatUint(m.wsSeq.Add(1), 10), req)
 	s.start()
-	return newTee(s, true)
+	return newTee(s, true, extensions)
 }
 
 // Close implements proxy.Mirror: the primary session ended.

@@ -195,7 +195,7 @@ func maskedFrame(op byte, payload string) []byte {
 func TestWebSocketOnlySession(t *testing.T) {
 	ft := newFakeTarget(t)
 	m := newTestMirror(t, ft)
-	mt := m.Tunnel("", request("/socket.io/?EIO=4&transport=websocket"))
+	mt := m.Tunnel("", request("/socket.io/?EIO=4&transport=websocket"), nil)
 	if mt == nil {
 		t.Fatal("Tunnel: want a mirrored tunnel")
 	}
@@ -228,10 +228,10 @@ func TestSamplingAndDisable(t *testing.T) {
 		t.Errorf("sampled %v", got)
 	}
 	m.Enable(false)
-	if m.Tunnel("", request("/socket.io/?EIO=4&transport=websocket")) != nil {
+	if m.Tunnel("", request("/socket.io/?EIO=4&transport=websocket"), nil) != nil {
 		t.Error("disabled mirror teed a new tunnel")
 	}
-	if m.Tunnel("s1", request("/socket.io/?EIO=4&transport=websocket&sid=s1")) != nil {
+	if m.Tunnel("s1", request("/socket.io/?EIO=4&transport=websocket&sid=s1"), nil) != nil {
 		t.Error("an unmirrored session's upgrade was teed")
 	}
 	for n := range vals {
@@ -300,7 +300,7 @@ func BenchmarkMirroredMiss(b *testing.B) {
 func BenchmarkTeeFromClient(b *testing.B) {
 	m := New(zap.NewNop(), balancer.New(balancer.NewLeastSessions()), WithQueue(1<<20))
 	m.Enable(true)
-	mt := m.Tunnel("", request("/socket.io/?EIO=4&transport=websocket"))
+	mt := m.Tunnel("", request("/socket.io/?EIO=4&transport=websocket"), nil)
 	fr := maskedFrame(OpText, `4217["echo",{"c":"client-17","i":3,"text":"hello world"}]`)
 	b.SetBytes(int64(len(fr)))
 	for b.Loop() {

@@ -11,10 +11,13 @@ type tee struct {
 	server FrameParser
 }
 
-func newTee(s *session, owns bool) *tee {
+// newTee builds the tee of a tunnel; extensions is what the backend accepted in its 101
+// (permessage-deflate: compressed messages are inflated before they are read).
+func newTee(s *session, owns bool, extensions []byte) *tee {
 	t := &tee{s: s, owns: owns}
 	t.client.MaxMessage = maxShadowMessage
 	t.server.MaxMessage = maxShadowMessage
+	t.client.Deflate, t.server.Deflate = deflateParams(string(extensions))
 	t.client.OnMessage = func(op byte, msg []byte) { t.message(false, op, msg) }
 	t.server.OnMessage = func(op byte, msg []byte) { t.message(true, op, msg) }
 	return t

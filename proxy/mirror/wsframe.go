@@ -20,7 +20,8 @@ var (
 	ErrBadOpcode      = errors.New("websocket: reserved opcode")
 	ErrBadControl     = errors.New("websocket: fragmented or oversized control frame")
 	ErrBadContinue    = errors.New("websocket: continuation without a message, or a message inside a message")
-	ErrCompressed     = errors.New("websocket: compressed frame (permessage-deflate is not mirrored)")
+	ErrCompressed     = errors.New("websocket: compressed frame, and permessage-deflate was not negotiated")
+	ErrBadDeflate     = errors.New("websocket: a compressed message does not inflate")
 	ErrFrameTooLarge  = errors.New("websocket: frame length over 2^63")
 	ErrMessageTooLong = errors.New("websocket: message over the mirror limit")
 )
@@ -34,8 +35,13 @@ type FrameParser struct {
 	// OnMessage receives each complete message: opcode OpText or OpBinary (data messages) or a
 	// control opcode. payload is the parser's buffer, valid only during the call.
 	OnMessage func(opcode byte, payload []byte)
-	// MaxMessage bounds a reassembled message; longer messages fail the parser. 0 means 1 MiB.
+	// MaxMessage bounds a reassembled message (and an inflated one); longer messages fail the
+	// parser. 0 means 1 MiB.
 	MaxMessage int
+	// Deflate, when not nil, inflates messages sent compressed (RSV1 on their first frame), as the
+	// permessage-deflate extension the connection negotiated says (RFC 7692). nil: a compressed
+	// frame is an error (ErrCompressed).
+	Deflate *Inflater
 
 	hdr    [14]byte // header bytes being collected
 	hdrN   int
@@ -48,6 +54,7 @@ type FrameParser struct {
 	frameOp  byte // opcode of the current frame
 	fin      bool
 	msgOp    byte   // opcode of the fragmented message in progress (0: none)
+	msgZ     bool   // that message is compressed (RSV1 on its first frame)
 	msg      []byte // data message being reassembled
 	ctl      []byte // control frame being collected
 	err      error
@@ -121,8 +128,9 @@ func (f *FrameParser) startFrame() {
 	f.hdrN, f.need = 0, 0
 	f.fin = h[0]&0x80 != 0
 	op := h[0] & 0x0f
-	if h[0]&0x40 != 0 {
-		f.err = ErrCompressed
+	rsv1 := h[0]&0x40 != 0
+	if rsv1 && (f.Deflate == nil || op != OpText && op != OpBinary) {
+		f.err = ErrCompressed // not negotiated, or on a continuation or control frame (RFC 7692 §6)
 		return
 	}
 	f.masked = h[1]&0x80 != 0
@@ -151,6 +159,7 @@ func (f *FrameParser) startFrame() {
 			return
 		}
 		f.msgOp = op
+		f.msgZ = rsv1
 		f.msg = f.msg[:0]
 	case OpContinuation:
 		if f.msgOp == 0 {
@@ -208,7 +217,15 @@ func (f *FrameParser) endFrame() {
 	if f.fin {
 		op := f.msgOp
 		f.msgOp = 0
-		f.deliver(op, f.msg)
+		msg := f.msg
+		if f.msgZ {
+			var err error
+			if msg, err = f.Deflate.inflate(msg, f.maxMessage()); err != nil {
+				f.err = err
+				return
+			}
+		}
+		f.deliver(op, msg)
 		if cap(f.msg) > 64<<10 {
 			f.msg = nil // do not pin a large buffer for the life of the connection
 		}

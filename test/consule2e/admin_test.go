@@ -211,7 +211,7 @@ func TestAdminDrain(t *testing.T) {
 	m := px.metrics(t)
 	// The drain closes each polling session at its backend, so no client is ever told its session
 	// id is unknown: it sees a close packet and reconnects.
-	if v, _ := m.value("sioproxy_sid_unknown_total"); v != 0 {
+	if v, _ := m.Value("sioproxy_sid_unknown_total"); v != 0 {
 		t.Errorf("sioproxy_sid_unknown_total = %v after closing %d polling sessions, want 0", v, movedPolling)
 	}
 }
@@ -260,7 +260,7 @@ func TestReload(t *testing.T) {
 	reloads := func(result string, want float64) float64 {
 		start := time.Now()
 		for {
-			v, _ := px.metrics(t).value("sioproxy_reloads_total", "result", result)
+			v, _ := px.metrics(t).Value("sioproxy_reloads_total", "result", result)
 			if v == want || time.Since(start) > 2*time.Second {
 				return v
 			}
@@ -309,7 +309,7 @@ func TestReload(t *testing.T) {
 	if v := reloads("error", 2); v != 2 {
 		t.Errorf(`sioproxy_reloads_total{result="error"} = %v, want 2`, v)
 	}
-	if v, _ := px.metrics(t).value("sioproxy_reloads_total", "result", "ok"); v != 0 {
+	if v, _ := px.metrics(t).Value("sioproxy_reloads_total", "result", "ok"); v != 0 {
 		t.Errorf(`sioproxy_reloads_total{result="ok"} = %v after two refused reloads, want 0`, v)
 	}
 
@@ -346,7 +346,7 @@ func TestReload(t *testing.T) {
 	}
 	sum = runClients(t, testkit.ClientOpts{URL: px.URL(), Mode: "upgrade", N: 15})
 	requireAllOK(t, sum, 15)
-	if v, _ := px.metrics(t).value("sioproxy_sid_unknown_total"); v != 0 {
+	if v, _ := px.metrics(t).Value("sioproxy_sid_unknown_total"); v != 0 {
 		t.Errorf("sioproxy_sid_unknown_total = %v after the reloads, want 0", v)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +22,6 @@ import (
 
 // service is the Consul service name the backends register under and the proxy watches.
 const service = "chat"
-
-// checkInterval is the interval of the HTTP checks Consul runs against the backends.
-const checkInterval = "1s"
 
 // cluster is a Consul dev agent, socket.io backends registered in it, and (once started) a proxy.
 type cluster struct {
@@ -42,9 +41,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
-// registerAll registers every backend as an instance of service with an HTTP check against its
-// Engine.IO handshake URL (interval 1 s). The check starts passing, so that a proxy started next sees
-// every backend at once (no slow-start ramp); Consul runs the real check within the interval.
+// registerAll registers every backend as an instance of service.
 func (c *cluster) registerAll(t *testing.T) {
 	t.Helper()
 	for _, b := range c.bs {
@@ -52,38 +49,17 @@ func (c *cluster) registerAll(t *testing.T) {
 	}
 }
 
-// registerService registers a backend as an instance of svc with an HTTP check against its Engine.IO
-// handshake URL (interval 1 s), passing from the start.
+// registerService registers a backend as an instance of svc (testkit.RegisterBackend: an HTTP check
+// against its Engine.IO handshake URL, interval 1 s, passing from the start).
 func registerService(t *testing.T, c *cluster, b *testkit.Backend, svc string) {
 	t.Helper()
-	err := c.consul.Agent().ServiceRegister(&api.AgentServiceRegistration{
-		ID: b.Name, Name: svc, Address: "127.0.0.1", Port: b.Port,
-		Check: &api.AgentServiceCheck{
-			CheckID: checkID(b.Name), Name: "engine.io handshake",
-			HTTP:     b.URL() + "/socket.io/?EIO=4&transport=polling",
-			Interval: checkInterval, Timeout: "1s", Status: api.HealthPassing,
-		},
-	})
-	if err != nil {
-		t.Fatalf("register %s in consul: %v", b.Name, err)
-	}
+	testkit.RegisterBackend(t, c.consul, b, svc)
 }
-
-func checkID(name string) string { return "http:" + name }
 
 // checkStatus returns the status of a backend's HTTP check as Consul reports it.
 func (c *cluster) checkStatus(t *testing.T, name string) string {
 	t.Helper()
-	checks, _, err := c.consul.Health().Checks(service, nil)
-	if err != nil {
-		t.Fatalf("consul health checks: %v", err)
-	}
-	for _, ch := range checks {
-		if ch.CheckID == checkID(name) {
-			return ch.Status
-		}
-	}
-	return ""
+	return testkit.ConsulCheckStatus(t, c.consul, service, name)
 }
 
 func (c *cluster) names() []string {
@@ -142,65 +118,31 @@ func launchProxy(t *testing.T, args ...string) *proxyProc {
 // get fetches an admin path and returns the status and body.
 func (p *proxyProc) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := p.http.Get(p.AdminURL(path))
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode, body
+	return p.AdminGet(t, path)
 }
 
 // post sends an admin POST and returns the status and body.
 func (p *proxyProc) post(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := p.http.Post(p.AdminURL(path), "", nil) // no body, no type: the admin API refuses form types (cross-site rule)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	return resp.StatusCode, body
+	return p.AdminPost(t, path)
 }
 
 // mustPost sends an admin POST and fails unless it answers 200.
 func (p *proxyProc) mustPost(t *testing.T, path string) {
 	t.Helper()
-	if code, body := p.post(t, path); code != http.StatusOK {
-		t.Fatalf("POST %s: %d %s", path, code, body)
-	}
+	p.MustAdminPost(t, path)
 }
 
-// backendView is one backend of GET /backends (the admin API's wire format).
-type backendView struct {
-	ID       string `json:"id"`
-	Address  string `json:"address"`
-	State    string `json:"state"`
-	Weight   int    `json:"weight"`
-	Sessions int64  `json:"sessions"`
-	Tunnels  int64  `json:"tunnels"`
-	Failures uint64 `json:"failures"`
-	Ejected  bool   `json:"ejected"`
-	Tag      string `json:"tag"`
-	Source   string `json:"source"`
-}
+// backendView is one backend of GET /backends.
+type backendView = testkit.BackendState
 
-// backends returns GET /backends.
+// backends returns GET /backends, by backend id.
 func (p *proxyProc) backends(t *testing.T) []backendView {
 	t.Helper()
-	code, body := p.get(t, "/backends")
-	if code != http.StatusOK {
-		t.Fatalf("GET /backends: %d %s", code, body)
-	}
-	var out []backendView
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatalf("GET /backends: %v: %s", err, body)
+	m := p.Backends(t)
+	out := make([]backendView, 0, len(m))
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[id])
 	}
 	return out
 }
@@ -208,11 +150,7 @@ func (p *proxyProc) backends(t *testing.T) []backendView {
 // states maps backend id to state in GET /backends.
 func (p *proxyProc) states(t *testing.T) map[string]string {
 	t.Helper()
-	m := map[string]string{}
-	for _, b := range p.backends(t) {
-		m[b.ID] = b.State
-	}
-	return m
+	return p.States(t)
 }
 
 // waitStates waits until /backends shows exactly the wanted states and returns the time it took.
@@ -258,17 +196,9 @@ func mapsEqual[V comparable](a, b map[string]V) bool {
 func pause() { time.Sleep(testkit.PollInterval) }
 
 // metrics fetches and parses GET /metrics.
-func (p *proxyProc) metrics(t *testing.T) promMetrics {
+func (p *proxyProc) metrics(t *testing.T) testkit.Metrics {
 	t.Helper()
-	code, body := p.get(t, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %s", code, body)
-	}
-	m, err := parsePromText(string(body))
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	return m
+	return p.Metrics(t)
 }
 
 // sessions returns GET /sessions?backend=id ("" = all).

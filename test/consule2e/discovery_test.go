@@ -29,7 +29,7 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
 	m := px.metrics(t)
-	if v, ok := m.value("sioproxy_consul_healthy"); !ok || v != 1 {
+	if v, ok := m.Value("sioproxy_consul_healthy"); !ok || v != 1 {
 		t.Errorf("sioproxy_consul_healthy = %v (present %v), want 1", v, ok)
 	}
 
@@ -40,7 +40,7 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 	holdU.WaitProgress(t, "all_acked", 30*time.Second)
 	// An upgrade completes shortly after the first ack: wait for the 15 tunnels.
 	start := time.Now()
-	for m.sum("sioproxy_backend_tunnels") != 15 && time.Since(start) < 10*time.Second {
+	for m.Sum("sioproxy_backend_tunnels") != 15 && time.Since(start) < 10*time.Second {
 		pause()
 		m = px.metrics(t)
 	}
@@ -61,9 +61,9 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 			}
 		}
 	}
-	gotLive := m.byLabel("sioproxy_backend_sessions", "backend")
-	gotTunnels := m.byLabel("sioproxy_backend_tunnels", "backend")
-	gotHS := m.byLabel("sioproxy_handshakes_total", "backend")
+	gotLive := m.ByLabel("sioproxy_backend_sessions", "backend")
+	gotTunnels := m.ByLabel("sioproxy_backend_tunnels", "backend")
+	gotHS := m.ByLabel("sioproxy_handshakes_total", "backend")
 	t.Logf("held 45 sessions: clients saw %v (tunnels %v); /metrics sessions %v, tunnels %v, handshakes %v",
 		live, tunnels, gotLive, gotTunnels, gotHS)
 	for _, id := range c.names() {
@@ -93,23 +93,23 @@ func TestConsulSpreadAndMetrics(t *testing.T) {
 	}
 
 	m = px.metrics(t)
-	gotHS = m.byLabel("sioproxy_handshakes_total", "backend")
+	gotHS = m.ByLabel("sioproxy_handshakes_total", "backend")
 	for _, id := range c.names() {
 		if want := heldHandshakes[id] + float64(seen[id]); gotHS[id] != want {
 			t.Errorf("sioproxy_handshakes_total{backend=%q} = %v, clients made %v sessions there", id, gotHS[id], want)
 		}
 	}
-	if v, _ := m.value("sioproxy_sid_unknown_total"); v != 0 {
+	if v, _ := m.Value("sioproxy_sid_unknown_total"); v != 0 {
 		t.Errorf("sioproxy_sid_unknown_total = %v, want 0", v)
 	}
-	if v, _ := m.value("sioproxy_requests_total", "kind", "handshake", "code", "2xx"); v != 135 {
+	if v, _ := m.Value("sioproxy_requests_total", "kind", "handshake", "code", "2xx"); v != 135 {
 		t.Errorf(`sioproxy_requests_total{kind="handshake",code="2xx"} = %v, want 135 (45 held + 90 short sessions)`, v)
 	}
-	if v := m.sum("sioproxy_requests_total", "code", "5xx"); v != 0 {
+	if v := m.Sum("sioproxy_requests_total", "code", "5xx"); v != 0 {
 		t.Errorf("sioproxy_requests_total 5xx = %v, want 0", v)
 	}
 	for _, id := range c.names() {
-		if v, _ := m.value("sioproxy_backend_active", "backend", id); v != 1 {
+		if v, _ := m.Value("sioproxy_backend_active", "backend", id); v != 1 {
 			t.Errorf("sioproxy_backend_active{backend=%q} = %v, want 1", id, v)
 		}
 	}
@@ -186,10 +186,10 @@ func TestConsulMaintenance(t *testing.T) {
 	eff := checkAvoided(t, "maintenance on", obs, victim, t0)
 	t.Logf("PROPAGATION maintenance on -> no new sessions: %v", eff.Round(time.Millisecond))
 	m := px.metrics(t)
-	if v, _ := m.value("sioproxy_backend_active", "backend", victim); v != 0 {
+	if v, _ := m.Value("sioproxy_backend_active", "backend", victim); v != 0 {
 		t.Errorf("sioproxy_backend_active{backend=%q} = %v in maintenance, want 0", victim, v)
 	}
-	hsVictim, _ := m.value("sioproxy_handshakes_total", "backend", victim)
+	hsVictim, _ := m.Value("sioproxy_handshakes_total", "backend", victim)
 
 	// Its existing sessions keep working: every session is acked after the drain took effect.
 	mark := testkit.NowMs()
@@ -199,7 +199,7 @@ func TestConsulMaintenance(t *testing.T) {
 	// New real sessions avoid it (they also load the others, see below).
 	holdB := startHold(t, testkit.ClientOpts{URL: px.URL(), Mode: "polling", N: 30, Concurrency: 15})
 	holdB.WaitProgress(t, "all_acked", 30*time.Second)
-	if v, _ := px.metrics(t).value("sioproxy_handshakes_total", "backend", victim); v != hsVictim {
+	if v, _ := px.metrics(t).Value("sioproxy_handshakes_total", "backend", victim); v != hsVictim {
 		t.Errorf("%s got %v new handshakes in maintenance", victim, v-hsVictim)
 	}
 
@@ -266,7 +266,7 @@ func TestConsulBackendKilled(t *testing.T) {
 	for _, h := range runs {
 		h.WaitProgress(t, "all_acked", 30*time.Second)
 	}
-	hsBefore, _ := px.metrics(t).value("sioproxy_handshakes_total", "backend", victim.Name)
+	hsBefore, _ := px.metrics(t).Value("sioproxy_handshakes_total", "backend", victim.Name)
 
 	critical := make(chan time.Time, 1)
 	stopWatch := make(chan struct{})
@@ -275,7 +275,7 @@ func TestConsulBackendKilled(t *testing.T) {
 		for {
 			checks, _, err := c.consul.Health().Checks(service, nil)
 			for _, ch := range checks {
-				if err == nil && ch.CheckID == checkID(victim.Name) && ch.Status == "critical" {
+				if err == nil && ch.CheckID == testkit.ConsulCheckID(victim.Name) && ch.Status == "critical" {
 					critical <- time.Now()
 					return
 				}
@@ -341,15 +341,15 @@ func TestConsulBackendKilled(t *testing.T) {
 		t.Errorf("only %d of 60 sessions were on the killed backend", affected)
 	}
 	m := px.metrics(t)
-	if v, _ := m.value("sioproxy_handshakes_total", "backend", victim.Name); v != hsBefore {
+	if v, _ := m.Value("sioproxy_handshakes_total", "backend", victim.Name); v != hsBefore {
 		t.Errorf("%s got %v handshakes after it was killed", victim.Name, v-hsBefore)
 	}
-	if v, _ := m.value("sioproxy_sid_unknown_total"); v < float64(affectedPolling) {
+	if v, _ := m.Value("sioproxy_sid_unknown_total"); v < float64(affectedPolling) {
 		t.Errorf("sioproxy_sid_unknown_total = %v, want >= %d (each polling session of the dead backend is told its sid is gone)", v, affectedPolling)
 	} else {
 		t.Logf("sioproxy_sid_unknown_total = %v for %d polling sessions of the dead backend", v, affectedPolling)
 	}
-	if v, _ := m.value("sioproxy_backend_active", "backend", victim.Name); v != 0 {
+	if v, _ := m.Value("sioproxy_backend_active", "backend", victim.Name); v != 0 {
 		t.Errorf("sioproxy_backend_active{backend=%q} = %v, want 0", victim.Name, v)
 	}
 
@@ -367,7 +367,7 @@ func TestConsulBackendKilled(t *testing.T) {
 		t.Fatalf("%s still ejected 10 s after the kill (cooldown 2 s)", victim.Name)
 	}
 	failures := func() float64 {
-		v, _ := px.metrics(t).value("sioproxy_backend_failures_total", "backend", victim.Name)
+		v, _ := px.metrics(t).Value("sioproxy_backend_failures_total", "backend", victim.Name)
 		return v
 	}
 	f0 := failures()
@@ -390,7 +390,7 @@ func TestConsulOutage(t *testing.T) {
 
 	t0 := time.Now()
 	c.agent.Kill()
-	healthy := func() float64 { v, _ := px.metrics(t).value("sioproxy_consul_healthy"); return v }
+	healthy := func() float64 { v, _ := px.metrics(t).Value("sioproxy_consul_healthy"); return v }
 	for healthy() != 0 {
 		if time.Since(t0) > 10*time.Second {
 			t.Fatalf("sioproxy_consul_healthy still 1 10 s after Consul was killed")
@@ -412,7 +412,7 @@ func TestConsulOutage(t *testing.T) {
 			t.Errorf("no new session on %s with Consul down: %v", id, sum.ByBackend)
 		}
 	}
-	if age, _ := px.metrics(t).value("sioproxy_consul_last_index_age_seconds"); age < time.Since(t0).Seconds()-1 {
+	if age, _ := px.metrics(t).Value("sioproxy_consul_last_index_age_seconds"); age < time.Since(t0).Seconds()-1 {
 		t.Errorf("sioproxy_consul_last_index_age_seconds = %v, Consul has been down %v", age, time.Since(t0))
 	}
 

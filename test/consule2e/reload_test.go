@@ -105,7 +105,7 @@ func TestReloadUnderLiveSessions(t *testing.T) {
 		}
 		okReloads++
 		if !testkit.WaitFor(2*time.Second, func() bool {
-			v, _ := px.metrics(t).value("sioproxy_reloads_total", "result", "ok")
+			v, _ := px.metrics(t).Value("sioproxy_reloads_total", "result", "ok")
 			return v == float64(okReloads)
 		}) {
 			t.Fatalf("%s: sioproxy_reloads_total{result=\"ok\"} is not %d", step, okReloads)
@@ -195,7 +195,7 @@ func TestReloadUnderLiveSessions(t *testing.T) {
 	// 4. The Consul address changed: another spelling of the same agent (nothing is lost), an
 	// unreachable one (the last known set is kept, sioproxy_consul_healthy 0), and back.
 	healthy := func(v float64) bool {
-		got, _ := px.metrics(t).value("sioproxy_consul_healthy")
+		got, _ := px.metrics(t).Value("sioproxy_consul_healthy")
 		return got == v
 	}
 	f.consulAddr = "http://" + c.agent.Addr
@@ -234,7 +234,7 @@ func TestReloadUnderLiveSessions(t *testing.T) {
 	if code, body := px.post(t, "/reload"); code != http.StatusBadRequest || !strings.Contains(string(body), "balancer.slow_start") {
 		t.Errorf("reload of a restart-only key: %d %s, want 400 naming balancer.slow_start", code, body)
 	}
-	if v, _ := px.metrics(t).value("sioproxy_config_last_reload_successful"); v != 0 {
+	if v, _ := px.metrics(t).Value("sioproxy_config_last_reload_successful"); v != 0 {
 		t.Errorf("sioproxy_config_last_reload_successful = %v after a refused reload, want 0", v)
 	}
 	if got := px.states(t); !mapsEqual(got, want) {
@@ -250,7 +250,7 @@ func TestReloadUnderLiveSessions(t *testing.T) {
 			}
 		}
 	}
-	if v, _ := px.metrics(t).value("sioproxy_sid_unknown_total"); v != 0 {
+	if v, _ := px.metrics(t).Value("sioproxy_sid_unknown_total"); v != 0 {
 		t.Errorf("sioproxy_sid_unknown_total = %v after the reloads, want 0", v)
 	}
 }

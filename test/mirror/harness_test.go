@@ -42,13 +42,13 @@ type server struct {
 
 func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
-// startServer starts server.js in a role (primary or shadow) and Socket.IO version (4 or 2) and
-// waits until it listens.
-func startServer(t *testing.T, name, role, version string) *server {
+// startServer starts server.js in a role (primary or shadow) and Socket.IO version (4 or 2), with
+// extra arguments (--deflate 1), and waits until it listens.
+func startServer(t *testing.T, name, role, version string, extra ...string) *server {
 	t.Helper()
 	port := testkit.FreePort(t)
 	p := testkit.Start(t, testkit.Command{Name: name, Dir: dir(), Bin: testkit.Node(),
-		Args: []string{"server.js", "--port", fmt.Sprint(port), "--name", name, "--role", role, "--version", version}})
+		Args: append([]string{"server.js", "--port", fmt.Sprint(port), "--name", name, "--role", role, "--version", version}, extra...)})
 	if _, _, err := p.WaitLine(0, 15*time.Second, func(l string) bool { return strings.Contains(l, `"ready"`) }); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, p.Tail(20))
 	}

@@ -241,8 +241,8 @@ type countingMirror struct {
 	teed, spliced atomic.Int64
 }
 
-func (c *countingMirror) Tunnel(sid string, req *fasthttp.Request) proxy.MirrorTunnel {
-	mt := c.Mirror.Tunnel(sid, req)
+func (c *countingMirror) Tunnel(sid string, req *fasthttp.Request, ext []byte) proxy.MirrorTunnel {
+	mt := c.Mirror.Tunnel(sid, req, ext)
 	if mt == nil {
 		c.spliced.Add(1)
 		return nil
@@ -356,4 +356,39 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// TestMirrorCompressedWebSocket: primaries that negotiate permessage-deflate (compressing every
+// message) are mirrored as others are: the mirror inflates the frames it reads, the shadows see every
+// event, and the acks compare (the "diff" event differs by design, the others are the same).
+func TestMirrorCompressedWebSocket(t *testing.T) {
+	prim := []*server{startServer(t, "zp1", "primary", "4", "--deflate", "1"), startServer(t, "zp2", "primary", "4", "--deflate", "1")}
+	shad := []*server{startServer(t, "zs1", "shadow", "4")}
+	m := newMirror(shad)
+	url := startProxy(t, prim, m)
+	const n = 20
+	for _, mode := range []string{"websocket", "upgrade"} {
+		s := startClients(t, url, mode, "4", mode, n, emits).wait(t)
+		if s.OK != n || s.Failed != 0 {
+			t.Errorf("%s: %d ok, %d failed: %v", mode, s.OK, s.Failed, s.Errors)
+		}
+	}
+	waitIdle(t, m)
+	got := events(t, shad...)
+	want := wantSequence(emits)
+	for _, mode := range []string{"websocket", "upgrade"} {
+		for k := 0; k < n; k++ {
+			if c := fmt.Sprintf("%s-%d", mode, k); !slices.Equal(got[c], want) {
+				t.Errorf("shadow events of %s = %v, want %v", c, got[c], want)
+			}
+		}
+	}
+	r := m.Report()
+	total := uint64(2 * n)
+	if r.Packets.DecodeErrors != 0 || r.Sessions.ShadowFailures != 0 {
+		t.Errorf("packets %+v sessions %+v: the compressed frames were not read", r.Packets, r.Sessions)
+	}
+	if r.Acks != (mirror.AckTotals{Same: total * (emits - 1), Different: total}) {
+		t.Errorf("acks %+v, want same %d different %d", r.Acks, total*(emits-1), total)
+	}
 }

@@ -15,7 +15,7 @@ const path = require('path');
 const http = require('http');
 const nm = path.join(__dirname, '..', 'node', 'node_modules');
 
-const args = { port: 0, name: 'server', role: 'primary', version: '4' };
+const args = { port: 0, name: 'server', role: 'primary', version: '4', deflate: '0' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in args)) { process.stderr.write(`server.js: unknown argument ${k}\n`); process.exit(2); }
@@ -55,7 +55,10 @@ const server = http.createServer((req, res) => {
 let io;
 if (args.version === '4') {
   const { Server } = require(path.join(nm, 'socket.io'));
-  io = new Server(server, { cors: { origin: true, credentials: true } });
+  // --deflate 1: permessage-deflate on every WebSocket message (threshold 0), as python-engineio and
+  // servers configured for it negotiate; the mirror must inflate what it reads.
+  const deflate = args.deflate === '1' ? { perMessageDeflate: { threshold: 0 } } : {};
+  io = new Server(server, { cors: { origin: true, credentials: true }, ...deflate });
 } else {
   io = require(path.join(nm, 'socket.io-v2'))(server, { origins: '*:*' });
 }

@@ -2,10 +2,12 @@
 // A real Socket.IO server for the sioproxy end-to-end tests.
 //
 //   node backend.js --port P|0 --name NAME --version 4|2 [--host 127.0.0.1] [--ping-interval MS] [--ping-timeout MS]
-//                   [--log-headers] [--tls-cert FILE --tls-key FILE]
+//                   [--log-headers] [--tls-cert FILE --tls-key FILE] [--allow-eio3]
 //
 // --log-headers adds the handshake request's raw header lines ("headers": [name, value, ...]) to each
 // connection event. With --tls-cert and --tls-key the server speaks HTTPS (and WSS) instead of HTTP.
+// --allow-eio3 (version 4 only): the server also accepts Engine.IO 3 clients (socket.io-client@2), as
+// socket.io@4's allowEIO3 option does during a migration from 2.x.
 //
 // It prints one JSON object per line on stdout:
 //   {"event":"ready","port":P,"name":NAME,"version":V}
@@ -34,7 +36,7 @@ const fs = require('fs');
 
 function parseArgs(argv) {
   const out = { port: -1, name: 'backend', version: '4', host: '127.0.0.1', pingInterval: 0, pingTimeout: 0,
-    logHeaders: false, tlsCert: '', tlsKey: '' };
+    logHeaders: false, tlsCert: '', tlsKey: '', allowEIO3: false };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -48,12 +50,13 @@ function parseArgs(argv) {
       case '--log-headers': out.logHeaders = true; break;
       case '--tls-cert': out.tlsCert = v; i++; break;
       case '--tls-key': out.tlsKey = v; i++; break;
+      case '--allow-eio3': out.allowEIO3 = true; break;
       default:
         process.stderr.write(`backend.js: unknown argument ${k}\n`);
         process.exit(2);
     }
   }
-  if (!(out.port >= 0) || !['2', '4'].includes(out.version)) {
+  if (!(out.port >= 0) || !['2', '4'].includes(out.version) || (out.allowEIO3 && out.version !== '4')) {
     process.stderr.write('usage: node backend.js --port P --name NAME --version 4|2\n');
     process.exit(2);
   }
@@ -160,7 +163,7 @@ if (args.version === '4') {
   const { Server } = require('socket.io');
   io = new Server(server, {
     ...opts,
-    allowEIO3: false,
+    allowEIO3: args.allowEIO3,
     cors: { origin: true, credentials: true },
   });
   io.engine.on('connection_error', (err) => {

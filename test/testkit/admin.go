@@ -11,6 +11,7 @@ import (
 	"time"
 )
 
+// adminClient is the HTTP client of the admin API helpers.
 var adminClient = &http.Client{Timeout: 10 * time.Second}
 
 // BackendState is one backend as the admin API's GET /backends shows it.
@@ -18,12 +19,14 @@ type BackendState struct {
 	ID       string `json:"id"`
 	Address  string `json:"address"`
 	State    string `json:"state"`
+	Weight   int    `json:"weight"`
 	Sessions int64  `json:"sessions"`
 	Tunnels  int64  `json:"tunnels"`
 	InFlight int64  `json:"in_flight"`
 	Failures uint64 `json:"failures"`
 	Ejected  bool   `json:"ejected"`
 	Tag      string `json:"tag"`
+	Source   string `json:"source"`
 }
 
 // BackendStates returns GET /backends of the proxy's admin listener, by backend id.
@@ -134,4 +137,67 @@ func (p *Proxy) Healthy() error {
 		return fmt.Errorf("%s: GET /healthz: status %d", p.Name, resp.StatusCode)
 	}
 	return nil
+}
+
+// States maps backend id to state in GET /backends.
+func (p *Proxy) States(t testing.TB) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for id, b := range p.Backends(t) {
+		m[id] = b.State
+	}
+	return m
+}
+
+// Metrics fetches and parses GET /metrics of the admin listener.
+func (p *Proxy) Metrics(t testing.TB) Metrics {
+	t.Helper()
+	text, err := p.MetricsText()
+	if err != nil {
+		t.Fatalf("%s: %v", p.Name, err)
+	}
+	m, err := ParseMetrics(text)
+	if err != nil {
+		t.Fatalf("%s: GET /metrics: %v", p.Name, err)
+	}
+	return m
+}
+
+// AdminGet fetches path from the proxy's admin listener and returns the status and body.
+func (p *Proxy) AdminGet(t testing.TB, path string) (int, []byte) {
+	t.Helper()
+	return adminDo(t, http.MethodGet, p.AdminURL(path))
+}
+
+// AdminPost sends a POST without a body (and without a Content-Type: the admin API refuses form
+// types on mutating endpoints) to path on the admin listener and returns the status and body.
+func (p *Proxy) AdminPost(t testing.TB, path string) (int, []byte) {
+	t.Helper()
+	return adminDo(t, http.MethodPost, p.AdminURL(path))
+}
+
+// MustAdminPost is AdminPost that fails t unless the answer is 200.
+func (p *Proxy) MustAdminPost(t testing.TB, path string) {
+	t.Helper()
+	if code, body := p.AdminPost(t, path); code != http.StatusOK {
+		t.Fatalf("%s: POST %s: %d %s", p.Name, path, code, body)
+	}
+}
+
+func adminDo(t testing.TB, method, url string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := adminClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp.StatusCode, body
 }

@@ -20,7 +20,8 @@ type Backend struct {
 	Version string
 	Host    string // listen address; "" = 127.0.0.1
 	Port    int
-	TLS     bool // started with --tls-cert: the URL is https
+	TLS     bool     // started with --tls-cert: the URL is https
+	Extra   []string // further arguments of backend.js (Relaunch repeats them)
 }
 
 // BackendEvent is one JSON line of backend.js (see its header for the events).
@@ -62,7 +63,7 @@ func LaunchBackend(t testing.TB, name, version string, extra ...string) *Backend
 	t.Helper()
 	args := append([]string{"backend.js", "--port", "0", "--name", name, "--version", version}, extra...)
 	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(), Args: args})
-	return &Backend{Proc: p, Name: name, Version: version, TLS: slices.Contains(extra, "--tls-cert")}
+	return &Backend{Proc: p, Name: name, Version: version, TLS: slices.Contains(extra, "--tls-cert"), Extra: extra}
 }
 
 // LaunchBackendOn starts backend.js on host:port without waiting for it to listen: for
@@ -73,6 +74,28 @@ func LaunchBackendOn(t testing.TB, name, version, host string, port int) *Backen
 	p := Start(t, Command{Name: "backend " + name, Dir: NodeDir(), Bin: Node(),
 		Args: []string{"backend.js", "--port", strconv.Itoa(port), "--host", host, "--name", name, "--version", version}})
 	return &Backend{Proc: p, Name: name, Version: version, Host: host, Port: port}
+}
+
+// Relaunch starts the backend again, after it exited or was killed: same name, version, host and
+// arguments, on the port it had (so that a Consul registration or a static URL still points at
+// it), and waits until it listens. It returns the new process; b keeps the old one's output.
+func (b *Backend) Relaunch(t testing.TB) *Backend {
+	t.Helper()
+	if !b.Exited() {
+		t.Fatalf("backend %s: Relaunch while it runs", b.Name)
+	}
+	args := []string{"backend.js", "--port", strconv.Itoa(b.Port), "--name", b.Name, "--version", b.Version}
+	if b.Host != "" {
+		args = append(args, "--host", b.Host)
+	}
+	args = append(args, b.Extra...)
+	p := Start(t, Command{Name: "backend " + b.Name, Dir: NodeDir(), Bin: Node(), Args: args})
+	nb := &Backend{Proc: p, Name: b.Name, Version: b.Version, Host: b.Host, TLS: b.TLS, Extra: b.Extra}
+	WaitReady(t, BackendReadyTimeout, nb)
+	if nb.Port != b.Port {
+		t.Fatalf("backend %s relaunched on port %d, not %d", b.Name, nb.Port, b.Port)
+	}
+	return nb
 }
 
 // LaunchBackends launches n backends named fmt.Sprintf(format, i) for i = 1..n.

@@ -53,7 +53,7 @@ type Proc struct {
 // tmp/e2e-logs/<package>/<test>/<name>.log under the module root.
 func Start(t testing.TB, c Command) *Proc {
 	t.Helper()
-	p, err := c.start(filepath.Join(logDir, fileName(t.Name())))
+	p, err := c.start(filepath.Join(logDir, FileName(t.Name())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func Start(t testing.TB, c Command) *Proc {
 // (created): where its processes' logs go, and where it keeps artifacts such as screenshots.
 func LogDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(logDir, fileName(t.Name()))
+	dir := filepath.Join(logDir, FileName(t.Name()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func createLog(dir, name string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	base := fileName(name)
+	base := FileName(name)
 	for i := 1; ; i++ {
 		path := filepath.Join(dir, base+".log")
 		if i > 1 {
@@ -145,7 +145,8 @@ func createLog(dir, name string) (*os.File, error) {
 	}
 }
 
-func fileName(s string) string { return strings.NewReplacer(" ", "_", "/", "_").Replace(s) }
+// FileName turns a test or process name into a file name (spaces and slashes become _).
+func FileName(s string) string { return strings.NewReplacer(" ", "_", "/", "_").Replace(s) }
 
 func (p *Proc) scan(r io.Reader, isStderr bool) {
 	sc := bufio.NewScanner(r)
