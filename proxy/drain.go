@@ -42,7 +42,7 @@ func (p *Proxy) CloseSessions(id string, n int) (closed, left int) {
 		k += p.closeTunnels(id, n-k)
 	}
 	left = p.table.Count(id) + p.tunnels.countBackend(id)
-	if pk := p.parker(); pk != nil {
+	if pk := p.park.Load(); pk != nil {
 		left += pk.countBackend(id)
 	}
 	return k, left

@@ -20,6 +20,10 @@ const parkBufSize = 32 << 10
 // parkChunk is the number of tunnel records per slab chunk.
 const parkChunk = 256
 
+// parkBudget bounds the full-buffer reads of one direction per turn, so that a busy tunnel does not
+// hold up the others: a direction still readable after them is resumed after the batch (again).
+const parkBudget = 16
+
 // parkSweep is how often the poller looks for tunnels idle past their timeout (a tunnel is closed
 // at most this long after its timeout).
 const parkSweep = 2 * time.Second
@@ -42,12 +46,13 @@ type parker struct {
 	// ended runs on the poller once per closed tunnel, after its descriptors are closed.
 	ended func(*tunnelEntry, *connHold)
 
-	mu     sync.Mutex
-	chunks atomic.Pointer[[]*[parkChunk]parkRec] // grows under mu, copied on growth
-	free   []uint32                              // slots to reuse
-	live   atomic.Int64                          // parked tunnels
-	reqs   []*parkReq
-	closed bool // closeAll ran: no new tunnels
+	mu      sync.Mutex
+	chunks  atomic.Pointer[[]*[parkChunk]parkRec] // grows under mu, copied on growth
+	free    []uint32                              // slots to reuse
+	live    atomic.Int64                          // parked tunnels
+	reqs    []*parkReq
+	closed  bool // closeAll ran: no new tunnels
+	stopped bool // stop ran: no more requests
 
 	// The poller's own state.
 	events     []syscall.EpollEvent
@@ -56,7 +61,10 @@ type parker struct {
 	pollFn     func(uintptr) bool
 	buf        []byte
 	stalled    map[uint32]*stalledWrite // slot<<1 | direction
+	nstalled   atomic.Int32             // len(stalled), for other goroutines
 	released   []uint32                 // slots freed in this batch, reusable from the next one
+	again      []parkTurn               // directions that used their budget and may hold more
+	spare      []parkTurn
 	pool       sync.Pool
 	sweepEvery time.Duration
 	epoch      time.Time
@@ -67,14 +75,15 @@ type parker struct {
 // parkRec is one parked tunnel. fd[0] is the client socket, fd[1] the backend's; direction 0
 // relays client to backend (reads fd[0]), direction 1 backend to client.
 type parkRec struct {
-	fd    [2]int32 // -1: the slot is free
-	gen   uint32   // generation of the slot (epoll events carry it)
-	bits  uint8    // the poller's per-direction flags (dirEnded, ...) << direction
-	req   atomic.Bool
-	idle  int64 // nanoseconds; 0: no idle timeout
-	last  int64 // monotonic nanoseconds of the last relayed bytes
-	entry *tunnelEntry
-	hold  *connHold
+	fd   [2]int32 // -1: the slot is free
+	gen  uint32   // generation of the slot (epoll events carry it)
+	bits uint8    // the poller's per-direction flags (dirEnded, ...) << direction
+	// failed: a registration failed; the next request closes the tunnel (written under mu).
+	failed bool
+	idle   int64 // nanoseconds; 0: no idle timeout
+	last   int64 // monotonic nanoseconds of the last relayed bytes
+	entry  *tunnelEntry
+	hold   *connHold
 }
 
 // Per-direction flags of parkRec.bits (shifted by the direction: bit<<dir).
@@ -84,6 +93,9 @@ const (
 	dirStalled = 1 << 4 // a write to the destination would block: bytes wait in stalled
 	dirMore    = 1 << 6 // the source may hold unread bytes (reading stopped while stalled)
 )
+
+// parkTurn is a direction to read again: key is slot<<1 | direction.
+type parkTurn struct{ key, gen uint32 }
 
 // stalledWrite is the unwritten rest of a direction's bytes: (*bp)[off:n].
 type stalledWrite struct {
@@ -121,8 +133,6 @@ type parkReq struct {
 	n       int
 	done    chan struct{}
 }
-
-var parkBlocking = os.Getenv("SIOPROXY_DEV_PARK_BLOCKING") != "" // DEV: A/B only, remove
 
 // wakeSlot is the slot in the epoll data of the eventfd (no tunnel has it).
 const wakeSlot = 1<<31 - 1
@@ -212,20 +222,24 @@ func (pk *parker) park(client, backend int, idle time.Duration, entry *tunnelEnt
 	r.fd = [2]int32{int32(client), int32(backend)}
 	r.bits, r.idle, r.entry, r.hold = 0, int64(idle), entry, hold
 	r.last = int64(time.Since(pk.epoch))
-	r.req.Store(false)
-	gen := r.gen
 	pk.live.Add(1)
-	pk.mu.Unlock()
-	// Readiness already there is reported at once (edge-triggered registration of a ready socket).
+	// Both registrations happen under mu: the poller handles no event of a batch before it took mu
+	// (loop), so it cannot close this tunnel, and its descriptors, between the two. Readiness
+	// already there is reported at once (edge-triggered registration of a ready socket).
+	failed := false
 	for role, fd := range []int{client, backend} {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET,
-			Fd: int32(slot<<1 | uint32(role)), Pad: int32(gen)}
-		if err := syscall.EpollCtl(pk.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			// The poller closes the tunnel (and its descriptors) as it would any other.
-			r.req.Store(true)
-			pk.request(&parkReq{})
-			return nil
+			Fd: int32(slot<<1 | uint32(role)), Pad: int32(r.gen)}
+		if syscall.EpollCtl(pk.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
+			failed = true
+			break
 		}
+	}
+	r.failed = failed
+	pk.mu.Unlock()
+	if failed {
+		// The poller closes the tunnel (and its descriptors) as it would any other.
+		pk.request(&parkReq{})
 	}
 	return nil
 }
@@ -266,33 +280,44 @@ func (pk *parker) countBackend(id string) int {
 	return n
 }
 
-// request hands r to the poller and waits until it ran.
+// request hands r to the poller and waits until it ran; after stop it does nothing.
 func (pk *parker) request(r *parkReq) int {
 	r.done = make(chan struct{})
 	pk.mu.Lock()
+	if pk.stopped {
+		pk.mu.Unlock()
+		return 0
+	}
 	pk.reqs = append(pk.reqs, r)
-	pk.mu.Unlock()
 	pk.wake()
+	pk.mu.Unlock()
 	select {
 	case <-r.done:
-	case <-pk.exited: // stopped: stop closed what was left
+	case <-pk.exited: // the poller failed
 	}
 	return r.n
 }
 
+// wake makes the poller run its requests. Under mu and before stop: stop closes the eventfd, whose
+// number may then belong to another descriptor.
 func (pk *parker) wake() {
 	one := [8]byte{1}
 	syscall.Write(pk.evfd, one[:])
 }
 
-// stop ends the poller, closing the tunnels still parked; parked tunnels are normally closed
-// before (closeAll).
+// stop ends the poller, closing the tunnels still parked (normally closeAll did before), and then
+// its epoll set and eventfd. Later calls wait for the first.
 func (pk *parker) stop() {
 	pk.mu.Lock()
-	pk.closed = true
+	if pk.stopped {
+		pk.mu.Unlock()
+		<-pk.exited
+		return
+	}
+	pk.closed, pk.stopped = true, true
 	pk.reqs = append(pk.reqs, &parkReq{all: true, limit: -1, done: make(chan struct{})})
-	pk.mu.Unlock()
 	pk.wake()
+	pk.mu.Unlock()
 	<-pk.exited
 	pk.file.Close()
 	syscall.Close(pk.evfd)
@@ -314,11 +339,8 @@ func (pk *parker) loop() {
 	pk.file.SetReadDeadline(nextSweep)
 	for {
 		var err error
-		if parkBlocking {
-			pk.nev, pk.everr = syscall.EpollWait(pk.epfd, pk.events, int(pk.sweepEvery/time.Millisecond))
-			if pk.everr == syscall.EINTR {
-				pk.nev, pk.everr = 0, nil
-			}
+		if len(pk.again) > 0 {
+			pk.poll(0) // directions left readable by their budget go on: do not wait
 		} else {
 			err = pk.rc.Read(pk.pollFn)
 		}
@@ -347,6 +369,9 @@ func (pk *parker) loop() {
 			}
 			pk.event(key>>1, int(key&1), uint32(ev.Pad), ev.Events)
 		}
+		if len(pk.again) > 0 {
+			pk.resume()
+		}
 		if woken {
 			if pk.requests() {
 				return
@@ -358,6 +383,20 @@ func (pk *parker) loop() {
 			pk.file.SetReadDeadline(nextSweep)
 		}
 	}
+}
+
+// resume reads on the directions that used their budget (those whose tunnel is still the one of
+// their slot); those that use it again wait for the next turn.
+func (pk *parker) resume() {
+	turns := pk.again
+	pk.again = pk.spare[:0]
+	for _, t := range turns {
+		slot := t.key >> 1
+		if r := pk.rec(slot); r.gen == t.gen && r.fd[0] >= 0 {
+			pk.relay(r, slot, int(t.key&1))
+		}
+	}
+	pk.spare = turns[:0]
 }
 
 // reuse hands the slots freed in the last batch back to park (no event of theirs is left).
@@ -406,6 +445,7 @@ func (pk *parker) relay(r *parkRec, slot uint32, dir int) {
 	}
 	src, dst := int(r.fd[dir]), int(r.fd[1-dir])
 	buf := pk.buf
+	reads := 0
 	for {
 		n, err := syscall.Read(src, buf)
 		if n > 0 {
@@ -420,11 +460,17 @@ func (pk *parker) relay(r *parkRec, slot uint32, dir int) {
 				bp := pk.pool.Get().(*[]byte)
 				k := copy(*bp, buf[w:n])
 				pk.stalled[slot<<1|uint32(dir)] = &stalledWrite{bp: bp, n: k}
+				pk.nstalled.Add(1)
 				r.bits |= dirStalled<<dir | dirMore<<dir
 				return
 			}
 			if n == len(buf) || r.bits&(dirHup<<dir) != 0 {
-				continue // maybe more, or the EOF behind the data
+				// Maybe more, or the EOF behind the data: read on, or after the other ready tunnels.
+				if reads++; reads >= parkBudget {
+					pk.again = append(pk.again, parkTurn{key: slot<<1 | uint32(dir), gen: r.gen})
+					return
+				}
+				continue
 			}
 			return
 		}
@@ -461,6 +507,7 @@ func (pk *parker) flush(r *parkRec, slot uint32, dir int) bool {
 		return false
 	}
 	delete(pk.stalled, key)
+	pk.nstalled.Add(-1)
 	pk.pool.Put(sw.bp)
 	r.bits &^= dirStalled << dir
 	if r.bits&(dirMore<<dir) != 0 {
@@ -481,6 +528,7 @@ func (pk *parker) close(r *parkRec, slot uint32) {
 			key := slot<<1 | uint32(dir)
 			pk.pool.Put(pk.stalled[key].bp)
 			delete(pk.stalled, key)
+			pk.nstalled.Add(-1)
 		}
 	}
 	syscall.Close(int(r.fd[0]))
@@ -489,7 +537,7 @@ func (pk *parker) close(r *parkRec, slot uint32) {
 	pk.mu.Lock()
 	r.fd = [2]int32{-1, -1}
 	r.gen++
-	r.entry, r.hold, r.bits = nil, nil, 0
+	r.entry, r.hold, r.bits, r.failed = nil, nil, 0, false
 	pk.mu.Unlock()
 	pk.released = append(pk.released, slot)
 	pk.live.Add(-1)
@@ -511,20 +559,24 @@ func (pk *parker) requests() bool {
 	return stop
 }
 
-// closeWhere closes the tunnels a request names (and those whose park failed to register).
+// closeWhere closes the tunnels a request names, and those whose registration failed (not
+// counted), and returns how many of the former it closed.
 func (pk *parker) closeWhere(q *parkReq) int {
 	var slots []uint32
+	n := 0
 	pk.mu.Lock()
-	chunks := *pk.chunks.Load()
-	for ci, c := range chunks {
+	for ci, c := range *pk.chunks.Load() {
 		for i := range c {
 			r := &c[i]
 			if r.fd[0] < 0 {
 				continue
 			}
-			match := q.all || r.req.Load() || (q.backend != "" && r.entry != nil && r.entry.backendID == q.backend &&
-				(q.limit <= 0 || len(slots) < q.limit))
-			if match {
+			named := q.all || (q.backend != "" && r.entry != nil && r.entry.backendID == q.backend &&
+				(q.limit <= 0 || n < q.limit))
+			if named {
+				n++
+			}
+			if named || r.failed {
 				slots = append(slots, uint32(ci*parkChunk+i))
 			}
 		}
@@ -533,7 +585,7 @@ func (pk *parker) closeWhere(q *parkReq) int {
 	for _, slot := range slots {
 		pk.close(pk.rec(slot), slot)
 	}
-	return len(slots)
+	return n
 }
 
 // sweep closes the tunnels that relayed nothing either way for their idle timeout.
@@ -563,25 +615,26 @@ func (p *Proxy) parker() *parker {
 			p.log.Warn("tunnel parking unavailable, using a goroutine pair per tunnel", zap.Error(err))
 			return
 		}
-		p.park = pk
+		p.park.Store(pk)
 	})
-	return p.park
+	return p.park.Load()
 }
 
 // stopParker ends the poller if it was started (Shutdown, after every tunnel was closed).
 func (p *Proxy) stopParker() {
 	p.parkOnce.Do(func() {})
-	if p.park != nil {
-		p.park.stop()
+	if pk := p.park.Load(); pk != nil {
+		pk.stop()
 	}
 }
 
 // parkedDirs counts the directions the poller relays (two per parked tunnel).
 func (p *Proxy) parkedDirs() int {
-	if p.park == nil {
+	pk := p.park.Load()
+	if pk == nil {
 		return 0
 	}
-	return 2 * p.park.len()
+	return 2 * pk.len()
 }
 
 // dupSocket duplicates the descriptor of a socket (close-on-exec, non-blocking as the original).

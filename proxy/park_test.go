@@ -4,9 +4,13 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,6 +20,38 @@ import (
 type parkPair struct {
 	client, backend *net.TCPConn // the peers' ends
 	entry           *tunnelEntry
+	parked          [2]string // the parked sockets, as /proc/self/fd names them ("socket:[inode]")
+}
+
+// fdName is what /proc/self/fd says descriptor fd is.
+func fdName(t *testing.T, fd int) string {
+	t.Helper()
+	name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// heldParked counts the descriptors of /proc/self/fd that are parked sockets of pps (other tests'
+// descriptors opening and closing meanwhile do not count).
+func heldParked(t *testing.T, pps ...*parkPair) int {
+	t.Helper()
+	want := map[string]bool{}
+	for _, pp := range pps {
+		want[pp.parked[0]], want[pp.parked[1]] = true, true
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if name, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && want[name] {
+			n++
+		}
+	}
+	return n
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -54,7 +90,8 @@ func parkOne(t *testing.T, pk *parker, backendID string, idle time.Duration) *pa
 	}
 	proxyClient.Close()
 	proxyBackend.Close()
-	pp := &parkPair{client: client, backend: backend, entry: &tunnelEntry{backendID: backendID}}
+	pp := &parkPair{client: client, backend: backend, entry: &tunnelEntry{backendID: backendID},
+		parked: [2]string{fdName(t, cfd), fdName(t, bfd)}}
 	if err := pk.park(cfd, bfd, idle, pp.entry, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -108,14 +145,13 @@ func echo(t *testing.T, from, to *net.TCPConn, msg string) {
 // freed), and its slot reused by the next tunnel under a new generation.
 func TestParkedRecordLifecycle(t *testing.T) {
 	pk, log := newTestParker(t, time.Hour)
-	fds0 := openFDs(t)
 	a := parkOne(t, pk, "b1", 0)
 	if pk.len() != 1 {
 		t.Fatalf("%d parked tunnels, want 1", pk.len())
 	}
-	// The proxy's side holds the two duplicated descriptors only; the test's peers hold 2 more.
-	if got := openFDs(t) - fds0; got != 4 {
-		t.Fatalf("%d descriptors opened for one parked tunnel (2 of them the test's), want 4", got)
+	// The proxy's side holds the two duplicated descriptors only (Go's are closed).
+	if got := heldParked(t, a); got != 2 {
+		t.Fatalf("%d descriptors of the parked sockets open, want the parker's 2", got)
 	}
 	echo(t, a.client, a.backend, "hello backend")
 	echo(t, a.backend, a.client, "hello client")
@@ -127,13 +163,17 @@ func TestParkedRecordLifecycle(t *testing.T) {
 	if entry != a.entry {
 		t.Fatal("the tunnel is not in slot 0")
 	}
-	// Half-close from the client: the backend reads EOF, and can still answer.
+	// Half-close from the client right behind its last bytes: the backend reads them, then EOF,
+	// and can still answer.
+	if _, err := io.WriteString(a.client, "last words"); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.client.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
 	a.backend.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := a.backend.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("backend after the client's FIN: %d %v, want EOF", n, err)
+	if got, err := io.ReadAll(a.backend); err != nil || string(got) != "last words" {
+		t.Fatalf("backend after the client's FIN: %q %v, want the last words, then EOF", got, err)
 	}
 	echo(t, a.backend, a.client, "still there")
 	if log.count(a.entry) != 0 || pk.len() != 1 {
@@ -151,8 +191,7 @@ func TestParkedRecordLifecycle(t *testing.T) {
 	if !freed {
 		t.Fatalf("slot after the end: fds %v, entry %v, gen %d (was %d)", r.fd, r.entry, r.gen, gen)
 	}
-	a.client.Close()
-	if got := openFDs(t) - fds0; got > 0 {
+	if got := heldParked(t, a); got != 0 {
 		t.Fatalf("%d descriptors left after the tunnel ended", got)
 	}
 	// The freed slot serves the next tunnel (from the next poller batch on), one generation on.
@@ -176,19 +215,24 @@ func TestParkedRecordLifecycle(t *testing.T) {
 	}
 }
 
-// TestParkedIdleSweep: a tunnel silent both ways for its idle timeout is closed by the sweep; a
-// busy one is not.
+// TestParkedIdleSweep: a tunnel silent both ways for its idle timeout is closed by the sweep (not
+// before); one relaying all along, and one without an idle timeout, are not.
 func TestParkedIdleSweep(t *testing.T) {
 	pk, log := newTestParker(t, 20*time.Millisecond)
-	idle := parkOne(t, pk, "b1", 100*time.Millisecond)
-	busy := parkOne(t, pk, "b1", 100*time.Millisecond)
-	none := parkOne(t, pk, "b1", 0) // no idle timeout
-	stop := time.Now().Add(400 * time.Millisecond)
-	for time.Now().Before(stop) {
+	const idleFor = 500 * time.Millisecond
+	start := time.Now()
+	idle := parkOne(t, pk, "b1", idleFor)
+	busy := parkOne(t, pk, "b1", idleFor)
+	none := parkOne(t, pk, "b1", 0)
+	for log.count(idle.entry) == 0 {
 		echo(t, busy.client, busy.backend, "x")
-		time.Sleep(10 * time.Millisecond)
+		if time.Since(start) > time.Minute {
+			t.Fatal("the idle tunnel was not closed")
+		}
 	}
-	waitFor(t, func() bool { return log.count(idle.entry) == 1 })
+	if d := time.Since(start); d < idleFor {
+		t.Fatalf("the idle tunnel was closed after %v, before its timeout", d)
+	}
 	if log.count(busy.entry) != 0 || log.count(none.entry) != 0 {
 		t.Fatal("the sweep closed a tunnel that was not idle past its timeout")
 	}
@@ -196,25 +240,45 @@ func TestParkedIdleSweep(t *testing.T) {
 	if _, err := idle.client.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the idle tunnel's client: %v, want EOF", err)
 	}
+	echo(t, none.backend, none.client, "still here")
 }
 
-// TestParkedCloseRequests: drains close a backend's tunnels up to a limit, Shutdown closes the
-// rest and refuses new ones; every tunnel's bookkeeping runs once.
+// TestParkedCloseRequests: countBackend counts a backend's parked tunnels, closeBackend closes
+// them up to a limit, closeAll closes the rest and refuses new ones; every tunnel's bookkeeping
+// runs once and no descriptor is left behind.
 func TestParkedCloseRequests(t *testing.T) {
 	pk, log := newTestParker(t, time.Hour)
 	a1, a2, b1 := parkOne(t, pk, "a", 0), parkOne(t, pk, "a", 0), parkOne(t, pk, "b", 0)
-	if n := pk.closeBackend("a", 1); n != 1 {
-		t.Fatalf("closeBackend(a, 1) closed %d", n)
+	if got := heldParked(t, a1, a2, b1); got != 6 {
+		t.Fatalf("%d descriptors for 3 parked tunnels, want 6", got)
 	}
-	if n := pk.closeBackend("a", 0); n != 1 {
+	if a, b, c := pk.countBackend("a"), pk.countBackend("b"), pk.countBackend("c"); a != 2 || b != 1 || c != 0 {
+		t.Fatalf("countBackend: a %d, b %d, c %d; want 2, 1, 0", a, b, c)
+	}
+	if n := pk.closeBackend("a", 1); n != 1 || pk.countBackend("a") != 1 {
+		t.Fatalf("closeBackend(a, 1) closed %d, %d left", n, pk.countBackend("a"))
+	}
+	if n := pk.closeBackend("a", 0); n != 1 || pk.countBackend("a") != 0 {
 		t.Fatalf("closeBackend(a, all) closed %d, want the other one", n)
+	}
+	if got := heldParked(t, a1, a2); got != 0 {
+		t.Fatalf("%d descriptors left by closeBackend", got)
 	}
 	if log.count(a1.entry) != 1 || log.count(a2.entry) != 1 || log.count(b1.entry) != 0 {
 		t.Fatal("closeBackend closed the wrong tunnels")
 	}
+	for _, pp := range []*parkPair{a1, a2} {
+		pp.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := pp.client.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("a closed tunnel's client reads %v, want EOF", err)
+		}
+	}
 	echo(t, b1.client, b1.backend, "b lives")
-	if n := pk.closeAll(); n != 1 || log.count(b1.entry) != 1 {
-		t.Fatalf("closeAll closed %d", n)
+	if n := pk.closeAll(); n != 1 || log.count(b1.entry) != 1 || pk.len() != 0 || pk.countBackend("b") != 0 {
+		t.Fatalf("closeAll closed %d, %d left", n, pk.len())
+	}
+	if got := heldParked(t, a1, a2, b1); got != 0 {
+		t.Fatalf("%d descriptors left after closeAll", got)
 	}
 	c, s := tcpPair(t)
 	fd, _ := dupSocket(s)
@@ -222,21 +286,108 @@ func TestParkedCloseRequests(t *testing.T) {
 	if err := pk.park(fd, fd2, 0, &tunnelEntry{}, nil); err == nil {
 		t.Fatal("a tunnel was parked after closeAll")
 	}
+	syscall.Close(fd)
+	syscall.Close(fd2)
 }
 
-// TestParkedStalledWrites: a reader slower than its writer makes the relay stop reading that
-// direction and resume on EPOLLOUT; every byte arrives, in order.
+// TestParkedStop: stop closes the tunnels still parked, then the poller's own descriptors; later
+// requests and a second stop do nothing.
+func TestParkedStop(t *testing.T) {
+	log := &endLog{times: map[*tunnelEntry]int{}}
+	pk, err := newParkerEvery(log.ended, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := &parkPair{parked: [2]string{fdName(t, pk.epfd), fdName(t, pk.evfd)}}
+	a, b := parkOne(t, pk, "a", 0), parkOne(t, pk, "a", time.Hour)
+	echo(t, a.client, a.backend, "up")
+	pk.stop()
+	if log.count(a.entry) != 1 || log.count(b.entry) != 1 || pk.len() != 0 {
+		t.Fatal("stop did not close the parked tunnels once each")
+	}
+	if got := heldParked(t, a, b); got != 0 {
+		t.Fatalf("%d tunnel descriptors left after stop", got)
+	}
+	// An epoll set and an eventfd are named by their type, not an inode: count the poller's own by
+	// their numbers instead (no other descriptor has them until they are closed).
+	for _, fd := range []int{pk.epfd, pk.evfd} {
+		if name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); err == nil && (name == own.parked[0] || name == own.parked[1]) {
+			t.Fatalf("the poller's descriptor %d (%s) is still open after stop", fd, name)
+		}
+	}
+	if n := pk.closeBackend("a", 0); n != 0 {
+		t.Fatalf("closeBackend after stop closed %d", n)
+	}
+	pk.stop()
+}
+
+// TestParkedReset: a reset from one side ends the tunnel: the other side sees it closed, the
+// descriptors are closed and the bookkeeping runs once.
+func TestParkedReset(t *testing.T) {
+	pk, log := newTestParker(t, time.Hour)
+	p := parkOne(t, pk, "a", 0)
+	echo(t, p.backend, p.client, "hi")
+	p.client.SetLinger(0)
+	p.client.Close() // RST
+	p.backend.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(p.backend); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the backend's side stayed open after the client's reset")
+		}
+	}
+	waitFor(t, func() bool { return log.count(p.entry) == 1 && pk.len() == 0 })
+	if got := heldParked(t, p); got != 0 {
+		t.Fatalf("%d descriptors left after the reset", got)
+	}
+}
+
+// TestParkedStalledWrites: a reader that stops reading stalls its direction: the relay keeps the
+// unwritten bytes, stops reading that source (backpressure) and goes on relaying the other
+// direction and other tunnels; once the reader reads again every byte arrives, in order.
 func TestParkedStalledWrites(t *testing.T) {
-	pk, _ := newTestParker(t, time.Hour)
+	pk, log := newTestParker(t, time.Hour)
 	p := parkOne(t, pk, "b1", 0)
+	other := parkOne(t, pk, "b1", 0)
 	p.client.SetReadBuffer(16 << 10)
-	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<21) // 32 MiB: more than the sockets buffer
+	wrote := make(chan error, 1)
 	go func() {
-		p.backend.Write(data)
-		p.backend.CloseWrite()
+		_, err := p.backend.Write(data)
+		if err == nil {
+			err = p.backend.CloseWrite()
+		}
+		wrote <- err
 	}()
+	waitFor(t, func() bool { return pk.nstalled.Load() == 1 })
+	select {
+	case err := <-wrote:
+		t.Fatalf("the backend wrote everything to a reader that reads nothing (%v)", err)
+	default:
+	}
+	echo(t, p.client, p.backend, "the other way")
+	echo(t, other.client, other.backend, "another tunnel")
+	echo(t, other.backend, other.client, "another tunnel back")
 	got, err := io.ReadAll(p.client)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("relayed %d bytes (%v), want %d identical", len(got), err, len(data))
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if pk.nstalled.Load() != 0 {
+		t.Fatalf("%d directions still stalled", pk.nstalled.Load())
+	}
+	p.client.Close()
+	p.backend.Close()
+	waitFor(t, func() bool { return log.count(p.entry) == 1 && heldParked(t, p) == 0 })
+	// A tunnel closed with bytes stalled gives its buffer back and leaves no descriptor.
+	go other.backend.Write(data)
+	waitFor(t, func() bool { return pk.nstalled.Load() == 1 })
+	if n := pk.closeAll(); n != 1 || pk.nstalled.Load() != 0 {
+		t.Fatalf("closeAll closed %d, %d directions stalled", n, pk.nstalled.Load())
+	}
+	if got := heldParked(t, other); got != 0 {
+		t.Fatalf("%d descriptors left", got)
 	}
 }

@@ -65,7 +65,8 @@ type Proxy struct {
 	tunnelLog logEvery // the tunnel limit's log line, once a second at most
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
 	parkOnce sync.Once
-	park     *parker
+	park     atomic.Pointer[parker] // nil until started (read without parkOnce: counts, drains)
+	parking  atomic.Int64           // tunnels between their 101 and the parker (tunnelCount)
 	// aborts watches clients of pending long-polls (Linux epoll); started on the first one.
 	abortOnce sync.Once
 	aborts    *abortWatcher
@@ -314,8 +315,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := p.server.ShutdownWithContext(ctx)
 	n := p.tunnels.closeAll()
 	p.parkOnce.Do(func() {}) // no parker starts from now on
-	if p.park != nil {
-		n += p.park.closeAll()
+	if pk := p.park.Load(); pk != nil {
+		n += pk.closeAll()
 	}
 	p.stopParker()
 	p.stopWatcher()

@@ -276,6 +276,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be 
 // Go's connections (the descriptors stay open: duplicates). The listener's count of the client
 // connection moves to the parked tunnel, which gives it back when it closes.
 func (p *Proxy) parkTunnel(pk *parker, c, client net.Conn, clientTCP, backendTCP *net.TCPConn, head []byte, entry *tunnelEntry, idle time.Duration, backendID string) {
+	// Counted from before the client can see its 101 until the parker counts it (tunnelCount).
+	p.parking.Add(1)
+	defer p.parking.Add(-1)
 	fail := func(err error) {
 		client.Close()
 		backendTCP.Close()
@@ -318,10 +321,11 @@ func (p *Proxy) parkedEnded(entry *tunnelEntry, hold *connHold) {
 	}
 }
 
-// tunnelCount is the number of live tunnels, spliced and parked.
+// tunnelCount is the number of live tunnels, spliced and parked (or being parked: read before the
+// parker's count, which takes a tunnel over before it leaves parking, so none is missed).
 func (p *Proxy) tunnelCount() int {
-	n := p.tunnels.len()
-	if pk := p.park; pk != nil {
+	n := int(p.parking.Load()) + p.tunnels.len()
+	if pk := p.park.Load(); pk != nil {
 		n += pk.len()
 	}
 	return n
@@ -330,7 +334,7 @@ func (p *Proxy) tunnelCount() int {
 // closeTunnels closes up to limit tunnels of a backend (limit <= 0: all), spliced first.
 func (p *Proxy) closeTunnels(id string, limit int) int {
 	k := p.tunnels.closeBackend(id, limit)
-	if pk := p.parker(); pk != nil && (limit <= 0 || k < limit) {
+	if pk := p.park.Load(); pk != nil && (limit <= 0 || k < limit) {
 		rest := 0
 		if limit > 0 {
 			rest = limit - k

@@ -100,34 +100,37 @@ func (o *Order) AwaitPosts(max time.Duration) bool {
 	return o.await(&o.posts, max)
 }
 
-// await waits until *n is 0, at most max. One GET of a session waits at a time (Engine.IO allows
-// one pending GET); a second concurrent one returns at once.
+// await waits until *n is 0, at most max, and reports whether it waited. One GET of a session
+// waits at a time (Engine.IO allows one pending GET); a second concurrent one returns at once.
 func (o *Order) await(n *atomic.Int32, max time.Duration) bool {
 	w := waiters.Get().(*waiter)
 	defer waiters.Put(w)
-	var deadline time.Time
+	var deadline time.Time // set once the wait began (its timer runs)
+	waited := func() bool {
+		if deadline.IsZero() {
+			return false
+		}
+		w.t.Stop()
+		return true
+	}
 	for {
 		if !o.waiter.CompareAndSwap(nil, w) {
-			return false
+			return waited() // another GET waits
 		}
 		if n.Load() == 0 {
 			// The count reached 0 before its wake could see w: take w back, or take the wake.
 			if !o.waiter.CompareAndSwap(w, nil) {
 				<-w.ch
 			}
-			return !deadline.IsZero()
+			return waited()
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(max)
 			w.t.Reset(max)
 		}
 		select {
-		case <-w.ch: // a wake of either count: look again
-			if n.Load() == 0 {
-				w.t.Stop()
-				return true
-			}
-			if time.Now().Before(deadline) {
+		case <-w.ch: // a wake of either count (it took w): look again
+			if n.Load() != 0 && time.Now().Before(deadline) {
 				continue
 			}
 		case <-w.t.C:
@@ -135,8 +138,7 @@ func (o *Order) await(n *atomic.Int32, max time.Duration) bool {
 				<-w.ch // a wake took w: it is on the way
 			}
 		}
-		w.t.Stop()
-		return true
+		return waited()
 	}
 }
 
