@@ -295,6 +295,51 @@ func (c *clientConn) checkHeader() {
 	}
 }
 
+// connHold is a client connection's share of the listener's limits, kept by a parked tunnel once
+// the connection's Go objects are gone (the tunnel holds the socket's descriptor); release gives it
+// back, once.
+type connHold struct {
+	l  *Listener
+	ip *netip.Addr // counted against the per-address limit, or nil
+}
+
+// release gives the share back; a nil hold has none.
+func (h *connHold) release() {
+	if h == nil {
+		return
+	}
+	if h.ip != nil {
+		h.l.perIP.release(*h.ip)
+	}
+	h.l.conns.Add(-1)
+	h.l.metrics.ClientConns(-1)
+}
+
+// detach hands the connection's share of the limits to the caller (a parked tunnel): Close no
+// longer releases it. Nil when Close already did.
+func (c *clientConn) detach() *connHold {
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return &connHold{l: c.l, ip: c.ip.Swap(nil)}
+}
+
+// detachHold finds the listener's connection under c (through wrappers' NetConn) and detaches its
+// share of the limits; nil when c did not come from a Listener.
+func detachHold(c net.Conn) *connHold {
+	for i := 0; i < 8 && c != nil; i++ {
+		if cc, ok := c.(*clientConn); ok {
+			return cc.detach()
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
 // Close implements net.Conn; the limits are released once.
 func (c *clientConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {

@@ -40,9 +40,13 @@ func (p *Proxy) CloseSessions(id string, n int) (closed, left int) {
 	}
 	k := len(sids)
 	if k < n {
-		k += p.tunnels.closeBackend(id, n-k)
+		k += p.closeTunnels(id, n-k)
 	}
-	return k, p.table.Count(id) + p.tunnels.countBackend(id)
+	left = p.table.Count(id) + p.tunnels.countBackend(id)
+	if pk := p.park.Load(); pk != nil {
+		left += pk.countBackend(id)
+	}
+	return k, left
 }
 
 // closeAtBackend posts a close packet for sid to its backend and returns the answer's status.

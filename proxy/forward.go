@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sioproxy/balancer"
+	"sioproxy/sticky"
 )
 
 // The forwarder: one HTTP/1.1 exchange with a backend over a pooled connection. It writes the
@@ -90,6 +91,16 @@ type request struct {
 	header  *fasthttp.RequestHeader
 	guard   *guardConn
 	isHead  bool
+	unsent  *sticky.Order // a polling POST's session, until the backend has it (Order.Sent)
+}
+
+// sent marks a polling POST as read by its backend (or as never to be): the session's GETs waiting
+// to be sent go (sticky.Order). Once per request; a no-op otherwise.
+func (rq *request) sent() {
+	if rq.unsent != nil {
+		rq.unsent.Sent()
+		rq.unsent = nil
+	}
 }
 
 // fwdOpts says how one request is forwarded.
@@ -292,6 +303,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 	bc.nc.SetDeadline(deadline)
 	n, err := p.writeRequest(bc, rq, head)
 	if err != nil {
+		rq.sent()
 		if fe, ok := err.(*fwdError); ok {
 			return fwdResult{}, fateClose, false, fe
 		}
@@ -299,7 +311,12 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 		return fwdResult{}, fateClose, retry, &fwdError{kind: failBackend, err: err}
 	}
 	resp := &ctx.Response
-	if err := awaitAnswer(bc, w, deadline); err != nil {
+	err = awaitAnswer(bc, w, deadline)
+	// A POST counts as sent once its answer begins: a backend reads requests on different
+	// connections in no fixed order (Node handles one written later on another connection first,
+	// now and then), so only its answer says it has the POST.
+	rq.sent()
+	if err != nil {
 		if isTimeout(err) {
 			return fwdResult{}, fateClose, false, &fwdError{kind: failTimeout, err: err}
 		}

@@ -178,24 +178,29 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 		p.tunnel(ctx, rt, rq, be, raw, known)
 		return
 	}
-	post := ctx.IsPost()
+	post, get := ctx.IsPost(), ctx.IsGet()
+	if post && order != nil {
+		// The session's GETs wait for this POST to be sent, and their answers for its answer to be
+		// written (sticky.Order): the guard ends it after the answer's first write, or at once when
+		// there is no guard.
+		order.BeginPost()
+		rq.unsent = order
+		defer rq.sent() // when no request was written
+		if rq.guard == nil || !rq.guard.endPostAfterWrite(order) {
+			defer order.EndPost()
+		}
+	}
 	if status := p.prepareBody(ctx, rt, rq, true); status != 0 {
 		plainError(ctx, status)
 		return
+	}
+	if get && order != nil {
+		order.AwaitSent(p.postWait) // never overtake the session's POST on the way to the backend
 	}
 	closing := post && sticky.HasClosePacket(rq.body)
 	mirrored := p.mirror != nil && p.mirror.Mirrored(raw)
 	if mirrored && post {
 		p.mirror.ClientPolling(raw, rq.body)
-	}
-	get := ctx.IsGet()
-	if post && order != nil {
-		// The session's GET answers wait for this POST's answer to be written (see sticky.Order):
-		// the guard ends it after the answer's first write, or at once when there is no guard.
-		order.BeginPost()
-		if rq.guard == nil || !rq.guard.endPostAfterWrite(order) {
-			defer order.EndPost()
-		}
 	}
 	if get && order != nil {
 		order.BeginGet() // this process holds the session's pending poll (a drain closes it here)
@@ -226,7 +231,7 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 		if rq.guard != nil {
 			rq.guard.endPendingPost() // a POST answered on this connection is ahead of this answer anyway
 		}
-		order.AwaitPosts(postWait) // never overtake the answer of the session's POST in flight
+		order.AwaitPosts(p.postWait) // never overtake the answer of the session's POST in flight
 	}
 	resp := &ctx.Response
 	status := resp.StatusCode()
@@ -383,9 +388,12 @@ func (p *Proxy) placed(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 	}
 }
 
-// postWait bounds how long a polling GET's answer waits for the answers of its session's POSTs in
-// flight (Engine.IO answers a POST at once: the wait is microseconds).
-const postWait = 2 * time.Millisecond
+// defaultPostWait bounds how long a polling GET waits for its session's POSTs in flight: before it
+// is sent, for them to reach the backend; before its answer is written, for theirs. Engine.IO
+// answers a POST at once, so the waits are microseconds, but a loaded backend may write a POST's
+// "ok" milliseconds after the GET's answer: on a loaded 2-core machine a 2 ms bound still let 43
+// CONNECT acks of 3,000 new sessions overtake their POST's "ok", 25 ms one.
+const defaultPostWait = 25 * time.Millisecond
 
 // maxHandshakeTries bounds how many backends one new-session request may try.
 const maxHandshakeTries = 3

@@ -78,20 +78,21 @@ func (l *ledger) owner(snap *balancer.Snapshot, backendID string, sid []byte) *b
 // session it carries (the claim of a WebSocket-only session, or the raw sid of a polling session
 // that upgraded). close runs once.
 type tunnelEntry struct {
-	l     *ledger
-	stats *balancer.Stats
-	claim balancer.Claim
-	sid   string
-	order *sticky.Order // the upgraded session's in-flight state (nil for a WebSocket-only one)
-	start time.Time
-	once  sync.Once
+	l         *ledger
+	stats     *balancer.Stats
+	claim     balancer.Claim
+	backendID string // for drains (closeBackend)
+	sid       string
+	order     *sticky.Order // the upgraded session's in-flight state (nil for a WebSocket-only one)
+	start     time.Time
+	once      sync.Once
 }
 
 // openTunnel counts a tunnel to be that is up. claim is the WebSocket-only session's (zero for an
 // upgrade of a polling session, which has its table entry); the entry now owns it.
 func (l *ledger) openTunnel(be *balancer.Backend, claim balancer.Claim, rawSID string, start time.Time) *tunnelEntry {
 	be.Tunnels.Add(1)
-	te := &tunnelEntry{l: l, stats: be.Stats, claim: claim, sid: rawSID, start: start}
+	te := &tunnelEntry{l: l, stats: be.Stats, claim: claim, backendID: be.ID, sid: rawSID, start: start}
 	if rawSID != "" {
 		if _, o, ok := l.table.Lookup([]byte(rawSID)); ok {
 			te.order = o

@@ -103,7 +103,7 @@ func (c *ipCounter) len() int {
 // tunnelsFull answers an upgrade with 503 (and counts it) when the tunnel limit is reached. A
 // session that asked to upgrade keeps polling; a WebSocket-only client retries after Retry-After.
 func (p *Proxy) tunnelsFull(ctx *fasthttp.RequestCtx, rt *rtConfig) bool {
-	if rt.MaxTunnels <= 0 || p.tunnels.len() < rt.MaxTunnels {
+	if rt.MaxTunnels <= 0 || p.tunnelCount() < rt.MaxTunnels {
 		return false
 	}
 	p.metrics.TunnelRefused()

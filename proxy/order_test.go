@@ -15,10 +15,11 @@ import (
 	"sioproxy/sticky"
 )
 
-// orderBackend is an Engine.IO-shaped backend that scripts the race of a session's POST and GET:
-// it holds each polling POST until the session's GET arrives (or release is called), then writes
-// the POST's "ok" and right after it the GET's answer, the way engine.io answers a CONNECT POST
-// and, in the next tick, the pending GET with the CONNECT ack.
+// orderBackend is an Engine.IO-shaped backend that scripts the race of a session's POST and
+// pending GET: when the POST arrives while the GET waits, it writes the GET's answer ("40") and
+// right after it the POST's "ok", both at once from one goroutine, the way engine.io answers a
+// pending GET with what a POST's packets produced before it answers the POST. With holdPOST, a
+// POST is answered only on release, and a GET at once.
 type orderBackend struct {
 	ln   net.Listener
 	addr string
@@ -26,15 +27,15 @@ type orderBackend struct {
 	mu       sync.Mutex
 	next     int
 	sessions map[string]*orderSession
-	holdGET  bool // the GET does not release the POST: it is answered while the POST is held
+	holdPOST bool
 }
 
 type orderSession struct {
-	postIn   chan struct{} // the POST arrived
-	postConn net.Conn      // its connection (set before postIn closes)
-	release  chan struct{} // the POST may be answered by its own goroutine (holdGET)
-	answered chan struct{} // its answer was written (by the GET's goroutine, or its own)
-	once     sync.Once
+	getIn   chan struct{} // the GET arrived (its connection in getConn)
+	getConn net.Conn
+	postIn  chan struct{} // the POST arrived
+	release chan struct{} // holdPOST: the POST may be answered
+	once    sync.Once
 }
 
 func startOrderBackend(t *testing.T) *orderBackend {
@@ -62,7 +63,7 @@ func (b *orderBackend) session(sid string) *orderSession {
 	defer b.mu.Unlock()
 	s := b.sessions[sid]
 	if s == nil {
-		s = &orderSession{postIn: make(chan struct{}), release: make(chan struct{}), answered: make(chan struct{})}
+		s = &orderSession{getIn: make(chan struct{}), postIn: make(chan struct{}), release: make(chan struct{})}
 		b.sessions[sid] = s
 	}
 	return s
@@ -83,6 +84,9 @@ func (b *orderBackend) serve(c net.Conn) {
 			return
 		}
 		sid := r.query().Get("sid")
+		b.mu.Lock()
+		hold := b.holdPOST
+		b.mu.Unlock()
 		var resp string
 		switch {
 		case sid == "":
@@ -91,32 +95,28 @@ func (b *orderBackend) serve(c net.Conn) {
 			sid = fmt.Sprintf("ordersid%012d", b.next)
 			b.mu.Unlock()
 			resp = httpOK(`0{"sid":"` + sid + `","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)
+		case strings.HasPrefix(r.Line, "POST ") && hold:
+			s := b.session(sid)
+			close(s.postIn)
+			<-s.release
+			resp = httpOK("ok")
 		case strings.HasPrefix(r.Line, "POST "):
 			s := b.session(sid)
-			s.postConn = c
 			close(s.postIn)
-			select {
-			case <-s.answered: // the GET's goroutine answered it
-			case <-s.release:
-				if _, err := c.Write([]byte(httpOK("ok"))); err != nil {
-					return
-				}
-				close(s.answered)
+			<-s.getIn
+			// Both answers back to back from one goroutine: they reach the proxy together.
+			if _, err := s.getConn.Write([]byte(httpOK("40"))); err != nil {
+				return
 			}
-			continue
+			resp = httpOK("ok")
+		case hold:
+			resp = httpOK("40")
 		default:
 			s := b.session(sid)
-			b.mu.Lock()
-			hold := b.holdGET
-			b.mu.Unlock()
-			if !hold {
-				// Both answers back to back from one goroutine: they reach the proxy together.
-				if _, err := s.postConn.Write([]byte(httpOK("ok"))); err != nil {
-					return
-				}
-				close(s.answered)
-			}
-			resp = httpOK("40")
+			s.getConn = c
+			close(s.getIn)
+			<-s.postIn
+			continue // the POST's goroutine answers
 		}
 		if _, err := c.Write([]byte(resp)); err != nil {
 			return
@@ -156,12 +156,13 @@ func orderSID(t *testing.T, p *testProxy) string {
 	return string(hs.SID)
 }
 
-// TestPollAnswersKeepTheSessionsOrder: when the backend answers a session's POST and then its
-// GET at once, the client gets the POST's answer first (the GET's waits for it), every time; the
-// proxy's netpoller would otherwise often write the later answer first.
+// TestPollAnswersKeepTheSessionsOrder: when the backend answers a session's pending GET and then
+// its POST at once, the client gets the POST's answer first (the GET's waits for it), every time.
 func TestPollAnswersKeepTheSessionsOrder(t *testing.T) {
 	be := startOrderBackend(t)
-	p := startProxy(t, nil, []balancer.Spec{{ID: "order", Addr: be.addr, Weight: 1, State: balancer.Active, Source: "static"}})
+	// A long bound: the test checks the order, not how long a loaded machine takes.
+	p := startProxyOpts(t, nil, []balancer.Spec{{ID: "order", Addr: be.addr, Weight: 1, State: balancer.Active, Source: "static"}},
+		withPostWait(time.Minute))
 	const sessions = 100
 	inverted := 0
 	for i := 0; i < sessions; i++ {
@@ -169,14 +170,14 @@ func TestPollAnswersKeepTheSessionsOrder(t *testing.T) {
 		_, raw, _ := sticky.SplitTagged([]byte(sid))
 		uri := "/socket.io/?EIO=4&transport=polling&sid=" + sid
 		post, get := dialRaw(t, p.addr), dialRaw(t, p.addr)
-		post.send("POST " + uri + " HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n40")
 		s := be.session(string(rawOr(raw, sid)))
-		select {
-		case <-s.postIn:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the POST did not reach the backend")
-		}
 		get.send("GET " + uri + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		select {
+		case <-s.getIn:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the GET did not reach the backend")
+		}
+		post.send("POST " + uri + " HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n42")
 		if r := get.read(10*time.Second, false); r.Err != nil || r.Body != "40" {
 			t.Fatalf("session %d: GET answer %q %v", i, r.Body, r.Err)
 		}
@@ -195,12 +196,13 @@ func TestPollAnswersKeepTheSessionsOrder(t *testing.T) {
 	}
 }
 
-// TestPollAnswerWaitIsBounded: a POST that is not answered holds the session's GET answer for the
-// bound only; once the POST is answered, nothing of it is left in the session's entry.
+// TestPollAnswerWaitIsBounded: a POST that is not answered holds the session's GET (before it is
+// sent, and before its answer is written) for the bound only; once the POST is answered, nothing
+// of it is left in the session's entry.
 func TestPollAnswerWaitIsBounded(t *testing.T) {
 	be := startOrderBackend(t)
 	be.mu.Lock()
-	be.holdGET = true
+	be.holdPOST = true
 	be.mu.Unlock()
 	p := startProxy(t, nil, []balancer.Spec{{ID: "order", Addr: be.addr, Weight: 1, State: balancer.Active, Source: "static"}})
 	sid := orderSID(t, p)
@@ -220,8 +222,8 @@ func TestPollAnswerWaitIsBounded(t *testing.T) {
 	if r := get.read(10*time.Second, false); r.Err != nil || r.Body != "40" {
 		t.Fatalf("GET answer %q %v while the POST is held", r.Body, r.Err)
 	}
-	if d := time.Since(start); d < postWait {
-		t.Fatalf("the GET's answer came %v after it was sent, before the %v bound of the wait for the POST", d, postWait)
+	if d := time.Since(start); d < defaultPostWait {
+		t.Fatalf("the GET's answer came %v after it was sent, before the %v bound of the wait for the POST", d, defaultPostWait)
 	}
 	s.releasePost()
 	if r := post.read(10*time.Second, false); r.Err != nil || r.Body != "ok" {
@@ -235,4 +237,60 @@ func rawOr(raw []byte, sid string) []byte {
 		return raw
 	}
 	return []byte(sid)
+}
+
+// TestPollGETWaitsForThePOSTToBeSent: a session's GET that reaches the proxy while the session's
+// POST is not sent yet (here: it waits for a backend connection) goes to the backend after the POST,
+// not before.
+func TestPollGETWaitsForThePOSTToBeSent(t *testing.T) {
+	const sid = "sentsid00000000000001"
+	release := make(chan struct{})
+	be := startRawBackend(t, func(r *rawReq) rawAnswer {
+		switch {
+		case r.target() == "/hold":
+			<-release
+			return okAnswer("held")
+		case r.query().Get("sid") == "":
+			return okAnswer(`0{"sid":"` + sid + `","upgrades":[],"pingInterval":25000,"pingTimeout":20000}`)
+		case strings.HasPrefix(r.Line, "POST "):
+			return okAnswer("ok")
+		}
+		return okAnswer("6")
+	})
+	// One backend connection: while /hold has it, the POST waits for it.
+	p := startProxyOpts(t, func(s *Settings) { s.MaxConnsPerBackend = 1 }, []balancer.Spec{be.spec("sent")},
+		withPostWait(time.Minute), withConnWaitTimeout(time.Minute))
+	clientSID := orderSID(t, p)
+	_, order, ok := p.table.Lookup([]byte(sid))
+	if !ok {
+		t.Fatal("the handshake made no session entry")
+	}
+	hold := dialRaw(t, p.addr)
+	hold.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, func() bool { return be.nreq.Load() == 2 }) // the handshake and /hold
+	uri := "/socket.io/?EIO=4&transport=polling&sid=" + clientSID
+	post, get := dialRaw(t, p.addr), dialRaw(t, p.addr)
+	post.send("POST " + uri + " HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n40")
+	waitFor(t, func() bool { return order.PostsInFlight() == 1 })
+	get.send("GET " + uri + " HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, order.Waiting)
+	close(release)
+	for _, c := range []struct {
+		rc   *rawClient
+		body string
+	}{{hold, "held"}, {post, "ok"}, {get, "6"}} {
+		if r := c.rc.read(10*time.Second, false); r.Err != nil || r.Body != c.body {
+			t.Fatalf("answer %q %v, want %q", r.Body, r.Err, c.body)
+		}
+	}
+	var seen []string
+	for _, r := range be.requests() {
+		if strings.Contains(r.Line, "sid=") {
+			seen = append(seen, strings.Fields(r.Line)[0])
+		}
+	}
+	if strings.Join(seen, ",") != "POST,GET" {
+		t.Fatalf("the backend got the session's requests in the order %v, want POST,GET", seen)
+	}
+	waitFor(t, func() bool { return order.PostsInFlight() == 0 && !order.Waiting() })
 }

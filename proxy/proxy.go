@@ -65,7 +65,8 @@ type Proxy struct {
 	tunnelLog logEvery // the tunnel limit's log line, once a second at most
 	// park relays idle tunnels without goroutines (Linux epoll); started on the first tunnel.
 	parkOnce sync.Once
-	park     *parker
+	park     atomic.Pointer[parker] // nil until started (read without parkOnce: counts, drains)
+	parking  atomic.Int64           // tunnels between their 101 and the parker (tunnelCount)
 	// aborts watches clients of pending long-polls (Linux epoll); started on the first one.
 	abortOnce sync.Once
 	aborts    *abortWatcher
@@ -77,6 +78,7 @@ type Proxy struct {
 	oversizeN atomic.Int64 // entries of oversize (none: nothing to look up)
 
 	connWait    time.Duration // wait for a free backend connection at the limit
+	postWait    time.Duration // a polling GET's wait for its session's POSTs (defaultPostWait)
 	upgradeWait time.Duration // wait for a backend's answer to an upgrade (0: dial timeout + 10s)
 
 	stopSweep chan struct{}
@@ -146,6 +148,8 @@ func withConnWaitTimeout(d time.Duration) Option { return func(p *Proxy) { p.con
 
 func withUpgradeTimeout(d time.Duration) Option { return func(p *Proxy) { p.upgradeWait = d } }
 
+func withPostWait(d time.Duration) Option { return func(p *Proxy) { p.postWait = d } }
+
 // New builds a Proxy over a balancer. The session ledger (table and per-backend counters) is
 // created here.
 func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Proxy {
@@ -159,6 +163,7 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 		sweepDone: make(chan struct{}),
 
 		connWait: defaultConnWaitTimeout,
+		postWait: defaultPostWait,
 	}
 	for _, o := range opts {
 		o(p)
@@ -264,7 +269,7 @@ func (p *Proxy) Apply(s Settings) {
 func (p *Proxy) Table() *sticky.Table { return p.table }
 
 // Tunnels returns the number of live WebSocket tunnels.
-func (p *Proxy) Tunnels() int { return p.tunnels.len() }
+func (p *Proxy) Tunnels() int { return p.tunnelCount() }
 
 // Serve accepts connections on ln until Shutdown. It also runs the session table sweeper.
 func (p *Proxy) Serve(ln net.Listener) error {
@@ -309,6 +314,10 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	err := p.server.ShutdownWithContext(ctx)
 	n := p.tunnels.closeAll()
+	p.parkOnce.Do(func() {}) // no parker starts from now on
+	if pk := p.park.Load(); pk != nil {
+		n += pk.closeAll()
+	}
 	p.stopParker()
 	p.stopWatcher()
 	p.log.Info("shutdown", zap.Int("tunnels_closed", n), zap.Error(err))

@@ -435,7 +435,7 @@ func TestTunnelsLeaveNothingBehind(t *testing.T) {
 	if _, _, err := c.ReadMessage(); err != nil {
 		t.Fatal(err)
 	}
-	if runtime.GOOS == "linux" && p.parkedDirs() != 2 {
+	if runtime.GOOS == "linux" && !eventually(func() bool { return p.parkedDirs() == 2 }) {
 		t.Fatalf("a live tunnel is not parked: %d poller registrations, want 2", p.parkedDirs())
 	}
 	c.Close()

@@ -26,26 +26,24 @@ const upgradeSlack = time.Second
 // maxUpgradeResponse bounds the backend's answer to an upgrade request.
 const maxUpgradeResponse = 64 << 10
 
-// tunnel is one relayed WebSocket connection pair.
+// tunnel is one WebSocket connection pair relayed by a goroutine pair (splice): a mirrored tunnel,
+// or one whose sockets cannot be parked (TLS). Parked tunnels are the parker's records.
 type tunnel struct {
 	client, backend net.Conn
 	backendID       string
 	closeOnce       sync.Once
-	onClose         func() // set before the tunnel is registered (parked tunnels); runs once after closing
 }
 
 func (t *tunnel) close() {
 	t.closeOnce.Do(func() {
 		t.client.Close()
 		t.backend.Close()
-		if t.onClose != nil {
-			t.onClose()
-		}
 	})
 }
 
-// tunnelRegistry tracks live tunnels: hijacked connections escape fasthttp's Shutdown, so the proxy
-// closes them itself. Tunnels open and close far less often than requests flow; a mutex is fine.
+// tunnelRegistry tracks live spliced tunnels (the parker keeps its own): hijacked connections
+// escape fasthttp's Shutdown, so the proxy closes them itself. Tunnels open and close far less
+// often than requests flow; a mutex is fine.
 type tunnelRegistry struct {
 	mu     sync.Mutex
 	live   map[*tunnel]struct{}
@@ -244,54 +242,106 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, be 
 	ctx.Hijack(func(c net.Conn) {
 		// Close the connection itself: closing fasthttp's hijacked wrapper does nothing.
 		client := clientConn
-		t := &tunnel{client: client, backend: conn, backendID: be.ID}
-		ended := func() {
-			p.tunnels.remove(t)
-			entry.close()
-		}
 		var mt MirrorTunnel
 		if p.mirror != nil {
 			mt = p.mirror.Tunnel(sid, &ctx.Request, headField(head, "Sec-WebSocket-Extensions"))
 		}
-		// An unmirrored TCP tunnel is parked: no goroutine or buffer while it is idle.
-		var pk *parker
-		var pt *parkedTunnel
+		// An unmirrored TCP tunnel is parked: no goroutine, buffer or Go connection while it is idle.
 		if backendTCP, ok := conn.(*net.TCPConn); ok && clientTCP != nil && mt == nil {
-			if pk = p.parker(); pk != nil {
-				var err error
-				if pt, err = pk.prepare(t, clientTCP, backendTCP, rt.TunnelIdleTimeout); err == nil {
-					t.onClose = func() { pk.unpark(pt); ended() }
-				}
+			if pk := p.parker(); pk != nil {
+				// The hijack handler returns: the server keeps hijacked connections open (KeepHijackedConns).
+				p.parkTunnel(pk, c, client, clientTCP, backendTCP, append(head, early...), entry, rt.TunnelIdleTimeout, be.ID)
+				return
 			}
 		}
+		t := &tunnel{client: client, backend: conn, backendID: be.ID}
 		if !p.tunnels.add(t) {
 			conn.Close()
 			client.Close() // the server keeps hijacked connections (KeepHijackedConns): close it here
-			if pt != nil {
-				pk.unpark(pt)
-			}
 			if mt != nil {
 				mt.Close()
 			}
 			entry.close()
 			return
 		}
-		if pt != nil {
-			// The hijack handler returns: the server keeps hijacked connections open (KeepHijackedConns).
-			if _, err := c.Write(append(head, early...)); err != nil || !drainBuffered(c, clientTCP, conn, nil) {
-				t.close()
-				return
-			}
-			if err := pk.start(pt); err != nil {
-				p.log.Warn("tunnel parking failed", zap.String("backend", be.ID), zap.Error(err))
-				t.close()
-			}
-			return
-		}
 		p.splice(t, c, clientTCP, head, early, rt.TunnelIdleTimeout, mt)
 		t.close()
-		ended()
+		p.tunnels.remove(t)
+		entry.close()
 	})
+}
+
+// parkTunnel relays the 101 head and early frames to the client, forwards what the server's reader
+// holds past the upgrade request, then hands both sockets' descriptors to the parker and closes
+// Go's connections (the descriptors stay open: duplicates). The listener's count of the client
+// connection moves to the parked tunnel, which gives it back when it closes.
+func (p *Proxy) parkTunnel(pk *parker, c, client net.Conn, clientTCP, backendTCP *net.TCPConn, head []byte, entry *tunnelEntry, idle time.Duration, backendID string) {
+	// Counted from before the client can see its 101 until the parker counts it (tunnelCount).
+	p.parking.Add(1)
+	defer p.parking.Add(-1)
+	fail := func(err error) {
+		client.Close()
+		backendTCP.Close()
+		entry.close()
+		if err != nil {
+			p.log.Warn("tunnel parking failed", zap.String("backend", backendID), zap.Error(err))
+		}
+	}
+	if _, err := c.Write(head); err != nil || !drainBuffered(c, clientTCP, backendTCP, nil) {
+		fail(nil)
+		return
+	}
+	cfd, err := dupSocket(clientTCP)
+	if err != nil {
+		fail(err)
+		return
+	}
+	bfd, err := dupSocket(backendTCP)
+	if err != nil {
+		syscall.Close(cfd)
+		fail(err)
+		return
+	}
+	hold := detachHold(client)
+	client.Close()
+	backendTCP.Close()
+	if err := pk.park(cfd, bfd, idle, entry, hold); err != nil {
+		syscall.Close(cfd)
+		syscall.Close(bfd)
+		hold.release()
+		entry.close()
+	}
+}
+
+// parkedEnded is the bookkeeping of a parked tunnel that closed (on the parker's goroutine).
+func (p *Proxy) parkedEnded(entry *tunnelEntry, hold *connHold) {
+	hold.release()
+	if entry != nil {
+		entry.close()
+	}
+}
+
+// tunnelCount is the number of live tunnels, spliced and parked (or being parked: read before the
+// parker's count, which takes a tunnel over before it leaves parking, so none is missed).
+func (p *Proxy) tunnelCount() int {
+	n := int(p.parking.Load()) + p.tunnels.len()
+	if pk := p.park.Load(); pk != nil {
+		n += pk.len()
+	}
+	return n
+}
+
+// closeTunnels closes up to limit tunnels of a backend (limit <= 0: all), spliced first.
+func (p *Proxy) closeTunnels(id string, limit int) int {
+	k := p.tunnels.closeBackend(id, limit)
+	if pk := p.park.Load(); pk != nil && (limit <= 0 || k < limit) {
+		rest := 0
+		if limit > 0 {
+			rest = limit - k
+		}
+		k += pk.closeBackend(id, rest)
+	}
+	return k
 }
 
 // upgradeFailed answers an upgrade whose backend gave no usable answer. counts tells whether the

@@ -7,23 +7,30 @@ import (
 )
 
 // Order is the in-flight state of one session, kept in its table entry (so it ends with the
-// session): the number of its polling POSTs and GETs in flight through this process, the one GET
-// waiting for the POSTs, and whether a WebSocket tunnel of this process carries it. A drain uses the
-// GET and tunnel counts to close a session only where it is held (the replica with its pending poll,
-// or with its tunnel), so that replicas never close one session twice.
-// A proxy serves one session's concurrent requests on different connections; an answer to a GET
-// that overtakes the answer to the session's earlier POST (Engine.IO's CONNECT ack before the
-// POST's "ok") makes socket.io-client's first emit wait for the next upgrade step. The GET's answer
-// therefore waits, bounded, until the session's POSTs were answered. A nil *Order does nothing.
+// session): its polling POSTs in flight, those of them not yet sent to the backend, its polling
+// GETs in flight, the one GET waiting for the POSTs, and whether a WebSocket tunnel of this process
+// carries it.
+//
+// A proxy serves one session's concurrent requests on different connections and goroutines, and
+// Go's scheduler may run the later one first. A GET that reaches the backend before the session's
+// POST, or whose answer (Engine.IO's CONNECT ack) reaches the client before the POST's "ok", makes
+// socket.io-client's first emit wait for the next upgrade step (100 ms or more). So a GET waits,
+// bounded, before it is sent for the session's POSTs that are not sent yet, and before its answer is
+// written for the POSTs not answered yet.
+//
+// A drain uses the GET and tunnel counts to close a session only where it is held (the replica with
+// its pending poll, or with its tunnel), so that replicas never close one session twice. A nil
+// *Order does nothing.
 type Order struct {
-	posts   atomic.Int32
-	gets    atomic.Int32
-	tunnels atomic.Int32
+	posts   atomic.Int32 // POSTs in flight (BeginPost .. EndPost)
+	unsent  atomic.Int32 // of which not sent to the backend yet (BeginPost .. Sent)
+	gets    atomic.Int32 // GETs in flight (BeginGet .. EndGet)
+	tunnels atomic.Int32 // tunnels of this process carrying the session
 	waiter  atomic.Pointer[waiter]
 }
 
-// waiter is a waiting GET: a wake channel (buffered, so EndPost never blocks) and its timer,
-// pooled so that a wait allocates nothing.
+// waiter is a waiting GET: a wake channel (buffered, so a wake never blocks) and its timer, pooled
+// so that a wait allocates nothing.
 type waiter struct {
 	ch chan struct{}
 	t  *time.Timer
@@ -35,23 +42,32 @@ var waiters = sync.Pool{New: func() any {
 	return &waiter{ch: make(chan struct{}, 1), t: t}
 }}
 
-// BeginPost counts a POST of the session in flight; EndPost must follow, once.
+// BeginPost counts a POST of the session in flight and not sent yet; Sent and EndPost must follow,
+// once each.
 func (o *Order) BeginPost() {
 	if o != nil {
 		o.posts.Add(1)
+		o.unsent.Add(1)
 	}
 }
 
-// EndPost ends a POST counted by BeginPost (its answer was written, or will never be) and wakes a
-// GET waiting for the session's POSTs when it was the last.
-func (o *Order) EndPost() {
-	if o == nil {
-		return
+// Sent marks a POST counted by BeginPost as sent to the backend (or as never to be sent).
+func (o *Order) Sent() {
+	if o != nil && o.unsent.Add(-1) == 0 {
+		o.wake()
 	}
-	if o.posts.Add(-1) == 0 {
-		if w := o.waiter.Swap(nil); w != nil {
-			w.ch <- struct{}{}
-		}
+}
+
+// EndPost ends a POST counted by BeginPost: its answer was written, or will never be.
+func (o *Order) EndPost() {
+	if o != nil && o.posts.Add(-1) == 0 {
+		o.wake()
+	}
+}
+
+func (o *Order) wake() {
+	if w := o.waiter.Swap(nil); w != nil {
+		w.ch <- struct{}{}
 	}
 }
 
@@ -63,37 +79,67 @@ func (o *Order) PostsInFlight() int {
 	return int(o.posts.Load())
 }
 
+// Waiting reports whether a GET of the session waits (tests).
+func (o *Order) Waiting() bool { return o != nil && o.waiter.Load() != nil }
+
+// AwaitSent waits until every POST of the session in flight was sent to its backend, at most max,
+// and reports whether it had to wait (a GET, before it is sent).
+func (o *Order) AwaitSent(max time.Duration) bool {
+	if o == nil || o.unsent.Load() == 0 {
+		return false
+	}
+	return o.await(&o.unsent, max)
+}
+
 // AwaitPosts waits until no POST of the session is in flight, at most max, and reports whether it
-// had to wait. One GET of a session waits at a time (Engine.IO allows one pending GET); a second
-// concurrent one returns at once.
+// had to wait (a GET, before its answer is written).
 func (o *Order) AwaitPosts(max time.Duration) bool {
 	if o == nil || o.posts.Load() == 0 {
 		return false
 	}
+	return o.await(&o.posts, max)
+}
+
+// await waits until *n is 0, at most max, and reports whether it waited. One GET of a session
+// waits at a time (Engine.IO allows one pending GET); a second concurrent one returns at once.
+func (o *Order) await(n *atomic.Int32, max time.Duration) bool {
 	w := waiters.Get().(*waiter)
-	if !o.waiter.CompareAndSwap(nil, w) {
-		waiters.Put(w)
-		return false
-	}
-	if o.posts.Load() == 0 {
-		// The last POST ended before it could see w: take w back, or take its wake.
-		if !o.waiter.CompareAndSwap(w, nil) {
-			<-w.ch
+	defer waiters.Put(w)
+	var deadline time.Time // set once the wait began (its timer runs)
+	waited := func() bool {
+		if deadline.IsZero() {
+			return false
 		}
-		waiters.Put(w)
-		return false
+		w.t.Stop()
+		return true
 	}
-	w.t.Reset(max)
-	select {
-	case <-w.ch:
-	case <-w.t.C:
-		if !o.waiter.CompareAndSwap(w, nil) {
-			<-w.ch // an EndPost took w: its wake is on the way
+	for {
+		if !o.waiter.CompareAndSwap(nil, w) {
+			return waited() // another GET waits
 		}
+		if n.Load() == 0 {
+			// The count reached 0 before its wake could see w: take w back, or take the wake.
+			if !o.waiter.CompareAndSwap(w, nil) {
+				<-w.ch
+			}
+			return waited()
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(max)
+			w.t.Reset(max)
+		}
+		select {
+		case <-w.ch: // a wake of either count (it took w): look again
+			if n.Load() != 0 && time.Now().Before(deadline) {
+				continue
+			}
+		case <-w.t.C:
+			if !o.waiter.CompareAndSwap(w, nil) {
+				<-w.ch // a wake took w: it is on the way
+			}
+		}
+		return waited()
 	}
-	w.t.Stop()
-	waiters.Put(w)
-	return true
 }
 
 // BeginGet counts a polling GET of the session in flight (its answer not read yet); EndGet must

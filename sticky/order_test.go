@@ -136,3 +136,31 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestOrderAwaitSent: a GET waiting for the session's POSTs to be sent goes when the last is sent,
+// though they are still in flight; waiting for their answers then goes on until they end.
+func TestOrderAwaitSent(t *testing.T) {
+	var o Order
+	o.BeginPost()
+	done := make(chan bool, 1)
+	go func() { done <- o.AwaitSent(time.Minute) }()
+	waitUntil(t, o.Waiting)
+	o.Sent()
+	select {
+	case waited := <-done:
+		if !waited {
+			t.Fatal("AwaitSent reported no wait")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("AwaitSent did not return when the POST was sent")
+	}
+	if o.AwaitSent(time.Hour) {
+		t.Fatal("AwaitSent waited with every POST sent")
+	}
+	go func() { done <- o.AwaitPosts(time.Minute) }()
+	waitUntil(t, o.Waiting)
+	o.EndPost()
+	if !<-done || o.Waiting() || o.PostsInFlight() != 0 {
+		t.Fatal("AwaitPosts did not end with the POST")
+	}
+}

@@ -56,9 +56,14 @@ func parseVariants(s string) ([]variant, error) {
 type abRep struct {
 	PollCPU10k, WSCPU10k, NodeCPU float64
 	Tail                          tailRun
+	MemKB                         float64 // RSS per idle WebSocket session (fresh instance, abMemSessions held)
+	Handshakes                    float64 // WebSocket + Socket.IO connects per second
 }
 
-func runAB(ctx context.Context, vs []variant, backendBin, nodeDir string, pl plan, dir string) error {
+// abMemSessions is how many idle sessions the A/B memory step holds.
+const abMemSessions = 2000
+
+func runAB(ctx context.Context, vs []variant, backendBin, sioloadBin, nodeDir string, pl plan, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -131,20 +136,32 @@ func runAB(ctx context.Context, vs []variant, backendBin, nodeDir string, pl pla
 			if r.Tail, err = runTail(ctx, nodeDir, node, nodePeers[v.Name].URL, pl.TailSessions, pl.TailConc); err != nil {
 				return err
 			}
+			if r.MemKB, err = abMemory(ctx, v, urls, filepath.Join(dir, v.Name, fmt.Sprintf("mem-%d", rep))); err != nil {
+				return fmt.Errorf("%s memory: %w", v.Name, err)
+			}
+			if sioloadBin != "" {
+				hs, err := sioload(ctx, sioloadBin, "-url", p.URL, "-mode", "websocket", "-sessions", fmt.Sprint(pl.HSSessions),
+					"-ramp", "1000000", "-rate", "0", "-duration", "100ms", "-timeout", "20s")
+				if err != nil {
+					return fmt.Errorf("%s handshakes: %w", v.Name, err)
+				}
+				r.Handshakes = hs.HandshakesPerSec
+			}
 			reps[v.Name] = append(reps[v.Name], r)
-			logf("ab rep %d/%d %-10s poll %.3f s/10k, ws %.3f s/10k, socket.io-client %.2f s, tail %d slow (%d raced), %d GET first of %d",
-				rep+1, pl.Reps, v.Name, r.PollCPU10k, r.WSCPU10k, r.NodeCPU, r.Tail.Slow, r.Tail.SlowRaced, r.Tail.GetFirst, r.Tail.Ordered)
+			logf("ab rep %d/%d %-10s poll %.3f s/10k, ws %.3f s/10k, socket.io-client %.2f s, tail %d slow (%d raced), %d GET first of %d, mem %.2f KB/session, hs %.0f/s",
+				rep+1, pl.Reps, v.Name, r.PollCPU10k, r.WSCPU10k, r.NodeCPU, r.Tail.Slow, r.Tail.SlowRaced, r.Tail.GetFirst, r.Tail.Ordered, r.MemKB, r.Handshakes)
 		}
 	}
 	var w bytes.Buffer
 	fmt.Fprintf(&w, "# sioproxy A/B (benchrun -ab)\n\nGenerated %s, %d repetitions, load average %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		pl.Reps, strings.TrimSpace(readLoad()))
-	fmt.Fprintf(&w, "| variant | CPU s / 10k polling requests | CPU s / 10k WebSocket messages | socket.io-client workload CPU s | tail: first ack > 50 ms | of which raced | CONNECT ack before POST ok | first GET before CONNECT POST |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&w, "| variant | CPU s / 10k polling requests | CPU s / 10k WebSocket messages | socket.io-client workload CPU s | RSS KB per idle session (%d held) | handshakes/s | tail: first ack > 50 ms | of which raced | CONNECT ack before POST ok | first GET before CONNECT POST |\n|---|---|---|---|---|---|---|---|---|---|\n", abMemSessions)
 	for _, v := range vs {
-		var poll, ws, nc []float64
+		var poll, ws, nc, mem, hs []float64
 		var t tailSummary
 		for _, r := range reps[v.Name] {
 			poll, ws, nc = append(poll, r.PollCPU10k), append(ws, r.WSCPU10k), append(nc, r.NodeCPU)
+			mem, hs = append(mem, r.MemKB), append(hs, r.Handshakes)
 			t.Sessions += r.Tail.N
 			t.Slow += r.Tail.Slow
 			t.SlowRaced += r.Tail.SlowRaced
@@ -152,8 +169,8 @@ func runAB(ctx context.Context, vs []variant, backendBin, nodeDir string, pl pla
 			t.GetFirst += r.Tail.GetFirst
 			t.Ordered += r.Tail.Ordered
 		}
-		fmt.Fprintf(&w, "| %s (%s %s) | %s | %s | %s | %d of %d | %d | %d | %d of %d |\n", v.Name, filepath.Base(v.Bin), strings.Join(v.Env, " "),
-			f3(median(poll)), f3(median(ws)), f2(median(nc)), t.Slow, t.Sessions, t.SlowRaced, t.ConnectBeforeDrain, t.GetFirst, t.Ordered)
+		fmt.Fprintf(&w, "| %s (%s %s) | %s | %s | %s | %s | %.0f | %d of %d | %d | %d | %d of %d |\n", v.Name, filepath.Base(v.Bin), strings.Join(v.Env, " "),
+			f3(median(poll)), f3(median(ws)), f2(median(nc)), f2(median(mem)), median(hs), t.Slow, t.Sessions, t.SlowRaced, t.ConnectBeforeDrain, t.GetFirst, t.Ordered)
 	}
 	out := filepath.Join(dir, "ab.md")
 	if err := os.WriteFile(out, w.Bytes(), 0o644); err != nil {
@@ -162,4 +179,29 @@ func runAB(ctx context.Context, vs []variant, backendBin, nodeDir string, pl pla
 	os.Stdout.Write(w.Bytes())
 	logf("wrote %s", out)
 	return nil
+}
+
+// abMemory holds abMemSessions idle WebSocket sessions through a fresh instance of v (warmed with
+// 20 sessions) and returns its resident memory added per session.
+func abMemory(ctx context.Context, v variant, urls []string, dir string) (float64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	p, err := startSioproxyArgs(v.Bin, urls, 1, dir, v.Env)
+	if err != nil {
+		return 0, err
+	}
+	defer p.stop()
+	d := &dialer{base: p.URL}
+	warm, _ := d.openMany(ctx, 20, 20)
+	closeAll(warm)
+	time.Sleep(500 * time.Millisecond)
+	steps, err := runHold(ctx, p, d, []int{abMemSessions}, 2*time.Second, 128)
+	if err != nil {
+		return 0, err
+	}
+	if len(steps) == 0 || steps[0].Failed > 0 {
+		return 0, fmt.Errorf("sessions failed to open: %+v", steps)
+	}
+	return steps[0].PerSessionKB(), nil
 }

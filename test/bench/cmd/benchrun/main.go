@@ -121,7 +121,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		if err := runAB(ctx, vs, o.backend, o.node, pl, o.work); err != nil {
+		if err := runAB(ctx, vs, o.backend, o.sioload, o.node, pl, o.work); err != nil {
 			fatal(err)
 		}
 		return
