@@ -152,6 +152,7 @@ func TestParseDefaults(t *testing.T) {
 		{"proxy.tunnel_idle_timeout", c.Proxy.TunnelIdleTimeout.Duration(), 90 * time.Second},
 		{"proxy.max_conns_per_backend", c.Proxy.MaxConnsPerBackend, 20000},
 		{"proxy.shutdown_timeout", c.Proxy.ShutdownTimeout.Duration(), 30 * time.Second},
+		{"proxy.max_conns_per_ip", c.Proxy.MaxConnsPerIP, 0}, // the per-IP limit is off by default
 		{"log", c.Log, Log{Level: "info", Format: "json"}},
 		{"admin.listen", c.Admin.Listen, "127.0.0.1:9090"},
 		{"discovery.consul.warning_eligible", c.Discovery.Consul.WarningEligible, true},

@@ -44,6 +44,10 @@ func TestTrackerGrace(t *testing.T) {
 			{0, []balancer.Spec{a, b}, []balancer.Spec{a, b}, -1},
 			{time.Second, []balancer.Spec{a}, []balancer.Spec{a}, -1},
 		}},
+		{"deregister_grace 0 means none", 0, []step{
+			{0, []balancer.Spec{a, b}, []balancer.Spec{a, b}, -1},
+			{time.Second, []balancer.Spec{a}, []balancer.Spec{a}, -1},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -495,5 +496,58 @@ func TestWaitingRequestTakesTheNextReleasedConnection(t *testing.T) {
 	}
 	if n := rb.conns.Load(); n != 1 {
 		t.Fatalf("%d backend connections, want 1 (the limit)", n)
+	}
+}
+
+// A reload's upstream_timeout reaches a backend that existed before it (issue 9): the proxy starts
+// with a long timeout, the backend's pool is in use, then Apply shortens it and the next hanging
+// poll to that same backend ends at the new timeout, not the old one.
+func TestReloadedUpstreamTimeoutReachesExistingBackend(t *testing.T) {
+	rb := startRawBackend(t, func(r *rawReq) rawAnswer {
+		if strings.Contains(r.Line, "sid=") {
+			return rawAnswer{Hang: true}
+		}
+		return eioRaw(r)
+	})
+	p := startProxy(t, func(s *Settings) { s.UpstreamTimeout = time.Hour }, []balancer.Spec{rb.spec("raw")})
+	sid := string(mustHandshakeRaw(t, p.addr)) // the backend's pool exists and has served
+	s := p.rt.Load().Settings
+	s.UpstreamTimeout = 300 * time.Millisecond
+	p.Apply(s)
+	// The backend never answers: any answer within exchange's 5 s is the new timeout's (with the
+	// old one, an hour, still in force this fails). A sid'd request whose owner timed out is told
+	// "Session ID unknown" (400), and the timeout counts against the owner.
+	r := exchange(t, p.addr, "GET /socket.io/?EIO=4&transport=polling&sid="+sid+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r.Status != 400 {
+		t.Fatalf("poll past the reloaded upstream timeout: %d, want 400 (owner unreachable)", r.Status)
+	}
+	if n := p.bal.Stats("raw").Failures.Load(); n != 1 {
+		t.Fatalf("the timeout counted %d failures against the backend, want 1", n)
+	}
+}
+
+// A 5xx answer to a handshake is the backend's own failure and counts against it (SECURITY.md); a
+// 4xx answer is the client's and does not.
+func TestHandshake5xxCountsAgainstTheBackend(t *testing.T) {
+	var status atomic.Value
+	status.Store("503 Service Unavailable")
+	rb := startRawBackend(t, func(r *rawReq) rawAnswer {
+		return rawAnswer{Resp: "HTTP/1.1 " + status.Load().(string) + "\r\nContent-Length: 0\r\n\r\n"}
+	})
+	p := startProxy(t, nil, []balancer.Spec{rb.spec("raw")})
+	hs := "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
+	if r := exchange(t, p.addr, hs); r.Status != 503 {
+		t.Fatalf("handshake answered 503 by the backend: client got %d", r.Status)
+	}
+	const id = "raw"
+	if n := p.bal.Stats(id).Failures.Load(); n != 1 {
+		t.Fatalf("a 503 to a handshake counted %d failures, want 1", n)
+	}
+	status.Store("400 Bad Request")
+	if r := exchange(t, p.addr, hs); r.Status != 400 {
+		t.Fatalf("handshake answered 400 by the backend: client got %d", r.Status)
+	}
+	if n := p.bal.Stats(id).Failures.Load(); n != 1 {
+		t.Fatalf("a 400 to a handshake counted against the backend (failures %d, want still 1)", n)
 	}
 }

@@ -691,3 +691,31 @@ func TestTunnelEndForgetsUpgradedSessionOnly(t *testing.T) {
 	}
 	wantCounts(t, p, b.url(), 1, 0, "after a failed probe")
 }
+
+// A 400 from the owner (its session is gone: ended at the backend behind the proxy's back) ends the
+// proxy's session too: the ledger forgets it once, and the counts return to 0.
+func TestBackend400EndsTheSession(t *testing.T) {
+	b := startBackend(t, "gone")
+	p := startProxy(t, nil, specsOf(b))
+	sid := handshake(t, p.addr)
+	_, raw, ok := sticky.SplitTagged([]byte(sid))
+	if !ok {
+		t.Fatalf("sid %q is not tagged", sid)
+	}
+	// The session ends at the backend directly, not through the proxy.
+	if code, _ := post(t, pollURL(b.addr, string(raw)), "1"); code != 200 {
+		t.Fatalf("close at the backend: %d", code)
+	}
+	if p.Table().Len() != 1 || p.bal.Stats(b.url()).Sessions.Load() != 1 {
+		t.Fatalf("before the proxy saw the 400: table %d, sessions %d", p.Table().Len(), p.bal.Stats(b.url()).Sessions.Load())
+	}
+	if code, _, _ := get(t, pollURL(p.addr, sid)); code != 400 {
+		t.Fatalf("poll of a session the backend ended: %d, want its 400", code)
+	}
+	if p.Table().Len() != 0 || p.bal.Stats(b.url()).Sessions.Load() != 0 {
+		t.Fatalf("after the backend's 400: table %d, sessions %d, want 0 and 0", p.Table().Len(), p.bal.Stats(b.url()).Sessions.Load())
+	}
+	if n := p.bal.Stats(b.url()).Failures.Load(); n != 0 {
+		t.Fatalf("the backend's 400 (the client's stale sid) counted %d failures against it", n)
+	}
+}
