@@ -3,6 +3,8 @@ package health
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"sioproxy/balancer"
 	"sioproxy/health/consultest"
+	"sioproxy/internal/testpki"
 )
 
 // recorder keeps the last set a watcher published and wakes waiters on every publish.
@@ -192,5 +195,79 @@ func pollUntil(t *testing.T, limit time.Duration, cond func() bool) {
 			t.Fatalf("condition not met after %v", limit)
 		}
 		<-tick.C
+	}
+}
+
+// TestConsulWatcherOverTLS follows a real Consul agent over its HTTPS API, which verifies client
+// certificates: discovery.consul.tls (CA, client certificate and key) reaches the Consul client.
+// Without the client certificate, or trusting another CA, the watcher gets nothing.
+func TestConsulWatcherOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testpki.NewCA(dir, "consul-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Server("consul", testpki.ECDSAP256, "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := ca.Client("sioproxy", testpki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "other"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	other, err := testpki.NewCA(filepath.Join(dir, "other"), "other-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := consultest.StartTLS(t, consultest.TLS{CAFile: ca.CertFile, CertFile: srv.CertFile, KeyFile: srv.KeyFile, VerifyIncoming: true})
+	register(t, agent.Client(), "web-1", 9001)
+	watch := func(t *testing.T, tl ConsulTLS) (*recorder, func()) {
+		rec := newRecorder()
+		w, err := NewConsulWatcher(ConsulOptions{
+			Address: agent.HTTPSAddr, TLS: tl, Services: []string{"web"}, WaitTime: 10 * time.Second,
+			MinInterval: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			Logger: zaptest.NewLogger(t), Publish: rec.publish,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		return rec, func() { cancel(); <-done }
+	}
+	t.Run("with the client certificate", func(t *testing.T) {
+		rec, stop := watch(t, ConsulTLS{CAFile: ca.CertFile, CertFile: cli.CertFile, KeyFile: cli.KeyFile})
+		defer stop()
+		d := rec.waitFor(t, time.Now(), 10*time.Second, "web-1=active ")
+		t.Logf("published over TLS after %v", d)
+	})
+	for _, tc := range []struct {
+		name string
+		tls  ConsulTLS
+	}{
+		{"without a client certificate", ConsulTLS{CAFile: ca.CertFile}},
+		{"trusting another CA", ConsulTLS{CAFile: other.CertFile, CertFile: cli.CertFile, KeyFile: cli.KeyFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, stop := watch(t, tc.tls)
+			// The good watcher published within milliseconds; this one must publish nothing while
+			// several of its queries (backoff 50-200 ms) fail.
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				if last, n := rec.snapshot(); n > 0 {
+					stop()
+					t.Fatalf("the watcher published a set from Consul (%q)", states(last))
+				}
+				select {
+				case <-rec.notify:
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			stop()
+		})
 	}
 }

@@ -40,13 +40,24 @@ type Agent struct {
 	logPath string
 	ports   ports
 
+	// HTTPSAddr is the host:port of the HTTPS API of an agent started with StartTLS ("" else).
+	HTTPSAddr string
+	tls       *TLS
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
 	starts int
 }
 
-type ports struct{ http, serfLAN, serfWAN, server int }
+type ports struct{ http, https, serfLAN, serfWAN, server int }
+
+// TLS is the HTTPS listener of an agent started with StartTLS: its certificate and key, the CA
+// it checks client certificates against, and whether it requires one.
+type TLS struct {
+	CAFile, CertFile, KeyFile string
+	VerifyIncoming            bool
+}
 
 // Binary returns the path of the Consul agent binary: $SIOPROXY_CONSUL, else
 // consul-<Version> under $SIOPROXY_CACHE, $XDG_CACHE_HOME/sioproxy or ~/.cache/sioproxy.
@@ -82,6 +93,18 @@ func Binary() (string, error) {
 // agent is stopped when t ends.
 func Start(t testing.TB) *Agent {
 	t.Helper()
+	return start(t, nil)
+}
+
+// StartTLS is Start with the HTTP API also served over TLS (HTTPSAddr), as a production agent
+// with TLS is configured (Consul's tls.https stanza); the plain HTTP API stays for Client.
+func StartTLS(t testing.TB, tl TLS) *Agent {
+	t.Helper()
+	return start(t, &tl)
+}
+
+func start(t testing.TB, tl *TLS) *Agent {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +116,10 @@ func Start(t testing.TB) *Agent {
 	dir := t.TempDir()
 	a := &Agent{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.http)),
-		t:    t, bin: bin, dir: dir, logPath: filepath.Join(dir, "consul.log"), ports: p,
+		t:    t, bin: bin, dir: dir, logPath: filepath.Join(dir, "consul.log"), ports: p, tls: tl,
+	}
+	if tl != nil {
+		a.HTTPSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p.https))
 	}
 	t.Cleanup(func() {
 		a.Stop()
@@ -138,6 +164,11 @@ func (a *Agent) start() {
 		"-server-port", strconv.Itoa(p.server),
 		"-log-level", "info", "-disable-host-node-id",
 	)
+	if tl := a.tls; tl != nil {
+		cmd.Args = append(cmd.Args, "-https-port", strconv.Itoa(p.https), "-hcl", fmt.Sprintf(
+			`tls { https { ca_file = %q cert_file = %q key_file = %q verify_incoming = %t } }`,
+			tl.CAFile, tl.CertFile, tl.KeyFile, tl.VerifyIncoming))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -270,6 +301,9 @@ func freePorts() (ports, error) {
 	var p ports
 	var err error
 	if p.http, err = pick(false); err != nil {
+		return p, err
+	}
+	if p.https, err = pick(false); err != nil {
 		return p, err
 	}
 	if p.serfLAN, err = pick(true); err != nil {
