@@ -70,6 +70,21 @@ func (r *recorder) waitFor(t *testing.T, start time.Time, limit time.Duration, w
 	}
 }
 
+// runWatcher runs a ConsulWatcher with opts (its Publish and Logger set here) until stop.
+func runWatcher(t *testing.T, opts ConsulOptions) (w *ConsulWatcher, rec *recorder, stop func()) {
+	t.Helper()
+	rec = newRecorder()
+	opts.Publish, opts.Logger = rec.publish, zaptest.NewLogger(t)
+	w, err := NewConsulWatcher(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	return w, rec, func() { cancel(); <-done }
+}
+
 func register(t *testing.T, c *api.Client, id string, port int) {
 	t.Helper()
 	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
@@ -90,19 +105,11 @@ func TestConsulWatcherAgainstConsul(t *testing.T) {
 	for i, id := range []string{"web-1", "web-2", "web-3"} {
 		register(t, c, id, 9001+i)
 	}
-	rec := newRecorder()
-	w, err := NewConsulWatcher(ConsulOptions{
+	w, rec, stop := runWatcher(t, ConsulOptions{
 		Address: agent.Addr, Services: []string{"web"}, DeregisterGrace: time.Second, WaitTime: 10 * time.Second,
 		MinInterval: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		Logger: zaptest.NewLogger(t), Publish: rec.publish,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 
 	const all = "web-1=active web-2=active web-3=active "
 	start := time.Now()
@@ -225,19 +232,11 @@ func TestConsulWatcherOverTLS(t *testing.T) {
 	agent := consultest.StartTLS(t, consultest.TLS{CAFile: ca.CertFile, CertFile: srv.CertFile, KeyFile: srv.KeyFile, VerifyIncoming: true})
 	register(t, agent.Client(), "web-1", 9001)
 	watch := func(t *testing.T, tl ConsulTLS) (*recorder, func()) {
-		rec := newRecorder()
-		w, err := NewConsulWatcher(ConsulOptions{
+		_, rec, stop := runWatcher(t, ConsulOptions{
 			Address: agent.HTTPSAddr, TLS: tl, Services: []string{"web"}, WaitTime: 10 * time.Second,
 			MinInterval: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-			Logger: zaptest.NewLogger(t), Publish: rec.publish,
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { w.Run(ctx); close(done) }()
-		return rec, func() { cancel(); <-done }
+		return rec, stop
 	}
 	t.Run("with the client certificate", func(t *testing.T) {
 		rec, stop := watch(t, ConsulTLS{CAFile: ca.CertFile, CertFile: cli.CertFile, KeyFile: cli.KeyFile})
