@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -58,7 +59,7 @@ func TestDemoPage(t *testing.T) {
 	}
 	backends := map[string]int{}
 	for i, tab := range res.Tabs {
-		t.Logf("tab %d: backend %q transport %q sid %q", i+1, tab.Backend, tab.Transport, tab.SID)
+		t.Logf("tab %d: backend %q transport %q sid_hash %s", i+1, tab.Backend, tab.Transport, proxy.SIDHash(tab.SID)) // never a raw sid in a log
 		if tab.Error != "" {
 			t.Errorf("tab %d: %s (backend %q, transport %q)", i+1, tab.Error, tab.Backend, tab.Transport)
 		}
