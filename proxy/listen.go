@@ -46,7 +46,12 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 // where that cannot be read. Without it, the connections accepted by the kernel but not yet by a
 // process that stops beside its replacement are reset (their clients see a connection error).
 func AcceptQueueMigrates() (migrates, known bool) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	return sysctlOn("/proc/sys/net/ipv4/tcp_migrate_req")
+}
+
+// sysctlOn reads a boolean sysctl file: on unless "0"; known is false when it cannot be read.
+func sysctlOn(path string) (on, known bool) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return false, false
 	}
