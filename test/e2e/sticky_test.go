@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,24 +58,7 @@ func assertSessions(t *testing.T, sum testkit.ClientSummary, n int, mode, endTra
 	}
 	bad := 0
 	for _, s := range sum.Sessions {
-		var problems []string
-		if len(s.Errors) > 0 {
-			problems = append(problems, fmt.Sprintf("errors %q", s.Errors))
-		}
-		if len(s.Backends) != 1 {
-			problems = append(problems, fmt.Sprintf("saw backends %v, want exactly one", s.Backends))
-		}
-		if s.Transport != endTransport {
-			problems = append(problems, fmt.Sprintf("ended on transport %q, want %q", s.Transport, endTransport))
-		}
-		// A session that starts on polling sees its sid in the rewritten handshake response. A
-		// WebSocket-only session reads it from a tunneled frame, which the proxy does not rewrite.
-		if _, ok := rawSID(s.SID); !ok && mode != "websocket" {
-			problems = append(problems, fmt.Sprintf("sid %q is not in tagged form TAGC.sid", s.SID))
-		}
-		if !s.OK && len(problems) == 0 {
-			problems = append(problems, "not ok")
-		}
+		problems := testkit.SessionProblems(s, mode, endTransport)
 		if len(problems) > 0 {
 			bad++
 			if bad <= 5 {
@@ -110,7 +92,7 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 	}
 	want := map[string]map[string]bool{} // backend -> raw sids
 	for _, s := range sum.Sessions {
-		raw, ok := rawSID(s.SID)
+		raw, ok := testkit.RawSID(s.SID)
 		if !ok {
 			raw = s.SID // WebSocket-only sessions keep the backend's sid
 		}
@@ -142,22 +124,4 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 			}
 		}
 	}
-}
-
-// rawSID strips the proxy's sid tag (TAG(3) + CHECK(1) + "."); ok is false when sid is not tagged.
-func rawSID(sid string) (string, bool) {
-	const tagged = 4
-	if len(sid) <= tagged+1 || sid[tagged] != '.' {
-		return "", false
-	}
-	for _, c := range sid[:tagged] {
-		if !isBase64URL(c) {
-			return "", false
-		}
-	}
-	return sid[tagged+1:], true
-}
-
-func isBase64URL(c rune) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -31,4 +32,42 @@ func CheckFailedOver(t testing.TB, label string, s ClientSession, victim string,
 		t.Errorf("%s got no ack from a survivor after reconnecting (acks %v)", label, s.AcksByBackend)
 	}
 	return back
+}
+
+// RawSID strips the proxy's sid tag (TAG(3) + CHECK(1) + "."); ok is false when sid is not tagged.
+func RawSID(sid string) (string, bool) {
+	const tagged = 4
+	if len(sid) <= tagged+1 || sid[tagged] != '.' {
+		return "", false
+	}
+	for _, c := range sid[:tagged] {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "", false
+		}
+	}
+	return sid[tagged+1:], true
+}
+
+// SessionProblems lists what is wrong with a clients.js session that should have ended cleanly:
+// errors, not exactly one backend, not ending on endTransport, or (unless mode is "websocket",
+// whose sid comes in a tunnelled frame the proxy does not rewrite) an untagged sid. A session not
+// ok with no other problem is "not ok". Nil means the session is fine.
+func SessionProblems(s ClientSession, mode, endTransport string) []string {
+	var problems []string
+	if len(s.Errors) > 0 {
+		problems = append(problems, fmt.Sprintf("errors %q", s.Errors))
+	}
+	if len(s.Backends) != 1 {
+		problems = append(problems, fmt.Sprintf("saw backends %v, want exactly one", s.Backends))
+	}
+	if s.Transport != endTransport {
+		problems = append(problems, fmt.Sprintf("ended on transport %q, want %q", s.Transport, endTransport))
+	}
+	if _, ok := RawSID(s.SID); !ok && mode != "websocket" {
+		problems = append(problems, fmt.Sprintf("sid %q is not in tagged form TAGC.sid", s.SID))
+	}
+	if !s.OK && len(problems) == 0 {
+		problems = append(problems, "not ok")
+	}
+	return problems
 }
