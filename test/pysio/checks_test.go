@@ -139,21 +139,9 @@ func assertOwners(t *testing.T, checks []ownerCheck, bs []*testkit.Backend) {
 // and only counted.
 func assertNoMisrouted(t *testing.T, bs []*testkit.Backend) {
 	t.Helper()
-	late := 0
-	for _, b := range bs {
-		issued := map[string]bool{}
-		for _, e := range b.Events(0, "connection") {
-			issued[e.SID] = true
-		}
-		for _, e := range b.Events(0, "connection_error") {
-			switch {
-			case e.Code != 1:
-			case issued[e.SID]:
-				late++
-			default:
-				t.Errorf("backend %s got a request for a session it does not own: %q (its log has the URL)", b.Name, e.Message)
-			}
-		}
+	unowned, late := testkit.UnownedRequests(bs)
+	for _, u := range unowned {
+		t.Errorf("backend %s got a request for a session it does not own: %q (its log has the URL)", u.Backend, u.Event.Message)
 	}
 	if late > 0 {
 		t.Logf("%d requests reached their own backend after their session had closed", late)

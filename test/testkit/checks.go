@@ -71,3 +71,32 @@ func SessionProblems(s ClientSession, mode, endTransport string) []string {
 	}
 	return problems
 }
+
+// UnownedRequests scans the backends' logs for "Session ID unknown" (connection_error code 1): a
+// request for a sid its backend never issued (a session's request reached a backend that does not
+// own it) is returned with the backend's name; one for a sid the backend itself issued and already
+// closed (a poll racing the client's close) is the client's own race and only counted in late.
+func UnownedRequests(bs []*Backend) (unowned []UnownedRequest, late int) {
+	for _, b := range bs {
+		issued := map[string]bool{}
+		for _, e := range b.Events(0, "connection") {
+			issued[e.SID] = true
+		}
+		for _, e := range b.Events(0, "connection_error") {
+			switch {
+			case e.Code != 1:
+			case issued[e.SID]:
+				late++
+			default:
+				unowned = append(unowned, UnownedRequest{Backend: b.Name, Event: e})
+			}
+		}
+	}
+	return unowned, late
+}
+
+// UnownedRequest is a backend's connection_error for a sid it never issued.
+type UnownedRequest struct {
+	Backend string
+	Event   BackendEvent
+}
