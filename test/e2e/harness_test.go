@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -66,7 +67,7 @@ func assertNoUnknownSID(t *testing.T, bs []*testkit.Backend) {
 	unowned, late := testkit.UnownedRequests(bs)
 	for _, u := range unowned {
 		e := u.Event
-		t.Errorf("backend %s got a request for a session it does not own: %s %q (url %s)", u.Backend, e.Message, e.SID, e.URL)
+		t.Errorf("backend %s got a request for a session it does not own: %s sid_hash %s (its log has the URL)", u.Backend, e.Message, proxy.SIDHash(e.SID))
 	}
 	if late > 0 {
 		t.Logf("%d requests reached their own backend after their session had closed", late)

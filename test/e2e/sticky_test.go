@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -62,7 +63,7 @@ func assertSessions(t *testing.T, sum testkit.ClientSummary, n int, mode, endTra
 		if len(problems) > 0 {
 			bad++
 			if bad <= 5 {
-				t.Errorf("session %d (sid %s, %d ms): %s", s.ID, s.SID, s.Ms, strings.Join(problems, "; "))
+				t.Errorf("session %d (sid_hash %s, %d ms): %s", s.ID, proxy.SIDHash(s.SID), s.Ms, strings.Join(problems, "; "))
 			}
 		}
 	}
@@ -100,7 +101,7 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 			continue // reported by assertSessions
 		}
 		if owner[raw] != s.Backends[0] {
-			t.Errorf("session %d: sid %s was created on %q but its acks came from %q", s.ID, raw, owner[raw], s.Backends[0])
+			t.Errorf("session %d: sid_hash %s was created on %q but its acks came from %q", s.ID, proxy.SIDHash(raw), owner[raw], s.Backends[0])
 			continue
 		}
 		if want[s.Backends[0]] == nil {
@@ -119,7 +120,7 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 			if sids[e.SID] && e.Requests < minRequests {
 				low++
 				if low <= 3 {
-					t.Errorf("backend %s saw %d requests of session %s, want >= %d", name, e.Requests, e.SID, minRequests)
+					t.Errorf("backend %s saw %d requests of session sid_hash %s, want >= %d", name, e.Requests, proxy.SIDHash(e.SID), minRequests)
 				}
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"sioproxy/proxy"
 )
 
 // CheckFailedOver asserts that session s, whose backend victim was killed at killAt (Unix ms),
@@ -64,7 +66,7 @@ func SessionProblems(s ClientSession, mode, endTransport string) []string {
 		problems = append(problems, fmt.Sprintf("ended on transport %q, want %q", s.Transport, endTransport))
 	}
 	if _, ok := RawSID(s.SID); !ok && mode != "websocket" {
-		problems = append(problems, fmt.Sprintf("sid %q is not in tagged form TAGC.sid", s.SID))
+		problems = append(problems, fmt.Sprintf("sid (hash %s) is not in tagged form TAGC.sid", proxy.SIDHash(s.SID)))
 	}
 	if !s.OK && len(problems) == 0 {
 		problems = append(problems, "not ok")
