@@ -48,7 +48,7 @@ func TestUnknownSessionErrors(t *testing.T) {
 	bs := testkit.StartBackends(t, 3, "e%d", "4")
 	px := startProxy(t, "sioproxy", "", testkit.BackendURLs(bs))
 	tagged := handshake(t, px.URL())
-	if _, ok := rawSID(tagged); !ok {
+	if _, ok := testkit.RawSID(tagged); !ok {
 		t.Fatalf("handshake sid %q is not tagged", tagged)
 	}
 	const origin = "http://app.example.test"

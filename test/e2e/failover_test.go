@@ -50,7 +50,7 @@ func TestBackendFailover(t *testing.T) {
 			label := fmt.Sprintf("%s session %d", h.Opts.Mode, s.ID)
 			if s.FirstBackend == victim.Name {
 				affected++
-				if d := checkFailedOver(t, label, s, victim.Name, killAt); d > slowest {
+				if d := testkit.CheckFailedOver(t, label, s, victim.Name, killAt, reconnectBudget); d > slowest {
 					slowest = d
 				}
 				continue
@@ -70,33 +70,6 @@ func TestBackendFailover(t *testing.T) {
 		t.Errorf("only %d of 150 sessions were on the killed backend: placement is not spreading sessions", affected)
 	}
 	assertNoUnknownSID(t, []*testkit.Backend{bs[0], bs[2]})
-}
-
-// checkFailedOver asserts that session s, whose backend was killed at killAt, reconnected to a
-// survivor within reconnectBudget and got acks from it; it returns the time to reconnect in ms.
-func checkFailedOver(t *testing.T, label string, s testkit.ClientSession, victim string, killAt int64) int64 {
-	t.Helper()
-	if len(s.Reconnects) == 0 {
-		t.Errorf("%s (on %s) never reconnected; disconnects %v, errors %q", label, victim, s.Disconnects, s.Errors)
-		return 0
-	}
-	back := s.Reconnects[0].At - killAt
-	if time.Duration(back)*time.Millisecond > reconnectBudget {
-		t.Errorf("%s reconnected %d ms after the kill, want <= %v (errors %q)", label, back, reconnectBudget, s.Errors)
-	}
-	if s.LastBackend == victim || s.Reconnects[len(s.Reconnects)-1].Backend == victim {
-		t.Errorf("%s is still on the killed backend %s", label, victim)
-	}
-	survivorAcks := 0
-	for name, n := range s.AcksByBackend {
-		if name != victim {
-			survivorAcks += n
-		}
-	}
-	if survivorAcks == 0 || s.LastAckAt <= s.Reconnects[0].At {
-		t.Errorf("%s got no ack from a survivor after reconnecting (acks %v)", label, s.AcksByBackend)
-	}
-	return back
 }
 
 // TestProxyRestart replaces the proxy under live polling sessions: proxy B binds the same port

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -63,21 +64,10 @@ func waitDisconnects(b *testkit.Backend, want map[string]bool, timeout time.Dura
 // race, not a routing error, and is only counted.
 func assertNoUnknownSID(t *testing.T, bs []*testkit.Backend) {
 	t.Helper()
-	late := 0
-	for _, b := range bs {
-		issued := map[string]bool{}
-		for _, e := range b.Events(0, "connection") {
-			issued[e.SID] = true
-		}
-		for _, e := range b.Events(0, "connection_error") {
-			switch {
-			case e.Code != 1:
-			case issued[e.SID]:
-				late++
-			default:
-				t.Errorf("backend %s got a request for a session it does not own: %s %q (url %s)", b.Name, e.Message, e.SID, e.URL)
-			}
-		}
+	unowned, late := testkit.UnownedRequests(bs)
+	for _, u := range unowned {
+		e := u.Event
+		t.Errorf("backend %s got a request for a session it does not own: %s sid_hash %s (its log has the URL)", u.Backend, e.Message, proxy.SIDHash(e.SID))
 	}
 	if late > 0 {
 		t.Logf("%d requests reached their own backend after their session had closed", late)

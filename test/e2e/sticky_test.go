@@ -1,11 +1,11 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -59,28 +59,11 @@ func assertSessions(t *testing.T, sum testkit.ClientSummary, n int, mode, endTra
 	}
 	bad := 0
 	for _, s := range sum.Sessions {
-		var problems []string
-		if len(s.Errors) > 0 {
-			problems = append(problems, fmt.Sprintf("errors %q", s.Errors))
-		}
-		if len(s.Backends) != 1 {
-			problems = append(problems, fmt.Sprintf("saw backends %v, want exactly one", s.Backends))
-		}
-		if s.Transport != endTransport {
-			problems = append(problems, fmt.Sprintf("ended on transport %q, want %q", s.Transport, endTransport))
-		}
-		// A session that starts on polling sees its sid in the rewritten handshake response. A
-		// WebSocket-only session reads it from a tunneled frame, which the proxy does not rewrite.
-		if _, ok := rawSID(s.SID); !ok && mode != "websocket" {
-			problems = append(problems, fmt.Sprintf("sid %q is not in tagged form TAGC.sid", s.SID))
-		}
-		if !s.OK && len(problems) == 0 {
-			problems = append(problems, "not ok")
-		}
+		problems := testkit.SessionProblems(s, mode, endTransport)
 		if len(problems) > 0 {
 			bad++
 			if bad <= 5 {
-				t.Errorf("session %d (sid %s, %d ms): %s", s.ID, s.SID, s.Ms, strings.Join(problems, "; "))
+				t.Errorf("session %d (sid_hash %s, %d ms): %s", s.ID, proxy.SIDHash(s.SID), s.Ms, strings.Join(problems, "; "))
 			}
 		}
 	}
@@ -110,7 +93,7 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 	}
 	want := map[string]map[string]bool{} // backend -> raw sids
 	for _, s := range sum.Sessions {
-		raw, ok := rawSID(s.SID)
+		raw, ok := testkit.RawSID(s.SID)
 		if !ok {
 			raw = s.SID // WebSocket-only sessions keep the backend's sid
 		}
@@ -118,7 +101,7 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 			continue // reported by assertSessions
 		}
 		if owner[raw] != s.Backends[0] {
-			t.Errorf("session %d: sid %s was created on %q but its acks came from %q", s.ID, raw, owner[raw], s.Backends[0])
+			t.Errorf("session %d: sid_hash %s was created on %q but its acks came from %q", s.ID, proxy.SIDHash(raw), owner[raw], s.Backends[0])
 			continue
 		}
 		if want[s.Backends[0]] == nil {
@@ -137,27 +120,9 @@ func assertOwnersSawRequests(t *testing.T, sum testkit.ClientSummary, bs []*test
 			if sids[e.SID] && e.Requests < minRequests {
 				low++
 				if low <= 3 {
-					t.Errorf("backend %s saw %d requests of session %s, want >= %d", name, e.Requests, e.SID, minRequests)
+					t.Errorf("backend %s saw %d requests of session sid_hash %s, want >= %d", name, e.Requests, proxy.SIDHash(e.SID), minRequests)
 				}
 			}
 		}
 	}
-}
-
-// rawSID strips the proxy's sid tag (TAG(3) + CHECK(1) + "."); ok is false when sid is not tagged.
-func rawSID(sid string) (string, bool) {
-	const tagged = 4
-	if len(sid) <= tagged+1 || sid[tagged] != '.' {
-		return "", false
-	}
-	for _, c := range sid[:tagged] {
-		if !isBase64URL(c) {
-			return "", false
-		}
-	}
-	return sid[tagged+1:], true
-}
-
-func isBase64URL(c rune) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

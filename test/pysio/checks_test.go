@@ -1,7 +1,6 @@
 package pysio
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,22 +45,7 @@ func assertSessions(t *testing.T, sessions []testkit.ClientSession, n int, mode,
 	}
 	bad := 0
 	for _, s := range sessions {
-		var problems []string
-		if len(s.Errors) > 0 {
-			problems = append(problems, fmt.Sprintf("errors %q", s.Errors))
-		}
-		if len(s.Backends) != 1 {
-			problems = append(problems, fmt.Sprintf("saw backends %v, want exactly one", s.Backends))
-		}
-		if s.Transport != endTransport {
-			problems = append(problems, fmt.Sprintf("ended on transport %q, want %q", s.Transport, endTransport))
-		}
-		if _, ok := rawSID(s.SID); !ok && mode != "websocket" {
-			problems = append(problems, fmt.Sprintf("sid %q is not in tagged form TAGC.sid", s.SID))
-		}
-		if !s.OK && len(problems) == 0 {
-			problems = append(problems, "not ok")
-		}
+		problems := testkit.SessionProblems(s, mode, endTransport)
 		if len(problems) > 0 {
 			bad++
 			if bad <= 5 {
@@ -155,44 +139,18 @@ func assertOwners(t *testing.T, checks []ownerCheck, bs []*testkit.Backend) {
 // and only counted.
 func assertNoMisrouted(t *testing.T, bs []*testkit.Backend) {
 	t.Helper()
-	late := 0
-	for _, b := range bs {
-		issued := map[string]bool{}
-		for _, e := range b.Events(0, "connection") {
-			issued[e.SID] = true
-		}
-		for _, e := range b.Events(0, "connection_error") {
-			switch {
-			case e.Code != 1:
-			case issued[e.SID]:
-				late++
-			default:
-				t.Errorf("backend %s got a request for a session it does not own: %q (its log has the URL)", b.Name, e.Message)
-			}
-		}
+	unowned, late := testkit.UnownedRequests(bs)
+	for _, u := range unowned {
+		t.Errorf("backend %s got a request for a session it does not own: %q (its log has the URL)", u.Backend, u.Event.Message)
 	}
 	if late > 0 {
 		t.Logf("%d requests reached their own backend after their session had closed", late)
 	}
 }
 
-// rawSID strips the proxy's sid tag (TAG(3) + CHECK(1) + "."); ok is false when sid is not tagged.
-func rawSID(sid string) (string, bool) {
-	const tagged = 4
-	if len(sid) <= tagged+1 || sid[tagged] != '.' {
-		return "", false
-	}
-	for _, c := range sid[:tagged] {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return "", false
-		}
-	}
-	return sid[tagged+1:], true
-}
-
 // untagged is sid without the proxy's tag, or sid itself when it has none (WebSocket-only).
 func untagged(sid string) string {
-	if raw, ok := rawSID(sid); ok {
+	if raw, ok := testkit.RawSID(sid); ok {
 		return raw
 	}
 	return sid
