@@ -479,10 +479,6 @@ func closeWrite(c any) {
 	}
 }
 
-func isConnReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
-}
-
 // headField returns the value of the first field called name (any case) in a raw response head,
 // trimmed; nil when there is none.
 func headField(head []byte, name string) []byte {
