@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -638,7 +639,7 @@ func parseChunkSize(line []byte) (int64, error) {
 		n--
 	}
 	line = line[:n]
-	if i := indexByte(line, ';'); i >= 0 {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
 	line = trimOWS(line)
@@ -650,15 +651,6 @@ func parseChunkSize(line []byte) (int64, error) {
 		return 0, fmt.Errorf("bad chunk size %q", line)
 	}
 	return v, nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func readCRLF(br *bufio.Reader) error {
