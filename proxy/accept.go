@@ -357,22 +357,3 @@ func addrOf(a net.Addr) netip.Addr {
 	}
 	return netip.Addr{}
 }
-
-// clientSocket returns the client's TCP socket under the connection fasthttp serves, unwrapping
-// NetConn() through the listener's wrappers; nil when the bytes on the socket are not the
-// client's own (TLS), or the connection is not TCP.
-func clientSocket(c net.Conn) *net.TCPConn {
-	for c != nil {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case *tls.Conn:
-			return nil
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
-}
