@@ -40,6 +40,9 @@ const (
 // inspectLimit is the largest Engine.IO answer read whole (larger ones are streamed uninspected).
 func inspectLimit(rt *rtConfig) int { return max(rt.MaxBodyBytes, 1<<20) + 1<<16 }
 
+// decodedLimit bounds an inspected answer once decompressed (sticky.Decompress).
+func decodedLimit(rt *rtConfig) int { return 4*rt.MaxBodyBytes + 1<<16 }
+
 // failKind says whose fault a failed exchange was, and so what the client gets and what counts.
 type failKind uint8
 

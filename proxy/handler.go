@@ -239,7 +239,7 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 	if status == fasthttp.StatusOK && get {
 		payload = resp.Body()
 		if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
-			payload, _ = sticky.Decompress(string(enc), payload, 4*rt.MaxBodyBytes+1<<16)
+			payload, _ = sticky.Decompress(string(enc), payload, decodedLimit(rt))
 		}
 		if mirrored {
 			p.mirror.ServerPolling(raw, payload)
@@ -311,7 +311,7 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 	resp := &ctx.Response
 	body := resp.Body()
 	if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
-		plain, err := sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
+		plain, err := sticky.Decompress(string(enc), body, decodedLimit(rt))
 		if err != nil {
 			p.log.Warn("handshake body not decodable", zap.String("backend", be.ID), zap.Error(err))
 			return
