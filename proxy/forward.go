@@ -213,20 +213,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			bc, err = up.fresh(p.connWait)
 		}
 		if err != nil {
-			if errors.Is(err, errNoFreeConns) {
-				return fwdResult{}, &fwdError{kind: failLocal, err: err}
-			}
-			return fwdResult{}, &fwdError{kind: failBackend, err: err}
+			return fwdResult{}, acquireFailure(err)
 		}
 		// A request that must not be sent twice never goes to a pooled connection the backend has
 		// already closed: look first (the only retry it gets).
 		for bc.reused && (!fo.idempotent || rq.stream != nil) && bc.stale() {
 			bc.close()
 			if bc, err = up.acquire(p.connWait); err != nil {
-				if errors.Is(err, errNoFreeConns) {
-					return fwdResult{}, &fwdError{kind: failLocal, err: err}
-				}
-				return fwdResult{}, &fwdError{kind: failBackend, err: err}
+				return fwdResult{}, acquireFailure(err)
 			}
 		}
 		res, retry, err := p.exchange(ctx, rt, bc, rq, fo, head)
@@ -238,6 +232,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		}
 		return fwdResult{}, err
 	}
+}
+
+// acquireFailure is whose fault a failure to get a backend connection is: the local connection
+// limit's, or the backend's (a dial or TLS error).
+func acquireFailure(err error) *fwdError {
+	if errors.Is(err, errNoFreeConns) {
+		return &fwdError{kind: failLocal, err: err}
+	}
+	return &fwdError{kind: failBackend, err: err}
 }
 
 // connFate says what becomes of a backend connection after an exchange.
