@@ -35,12 +35,11 @@ var (
 // upstream is the connection pool of one backend: idle keep-alive connections (most recent first)
 // and a bound on open ones. A request waiting for a connection takes the next one released.
 type upstream struct {
-	id, addr    string
-	tlsConf     *tls.Config // nil: plain TCP
-	tlsErr      error       // the backend's TLS settings are unusable: every dial fails with it
+	spec        balancer.Spec // the backend as the pool was built for it
+	tlsConf     *tls.Config   // nil: plain TCP
+	tlsErr      error         // the backend's TLS settings are unusable: every dial fails with it
 	dialTimeout time.Duration
 	maxConns    int
-	spec        balancer.Spec
 
 	slots   chan struct{} // one token per open (or dialling) connection
 	handoff chan *bconn   // a released connection goes straight to a waiting request
@@ -68,7 +67,7 @@ type bconn struct {
 
 func newUpstream(be *balancer.Backend, rt *rtConfig) *upstream {
 	up := &upstream{
-		id: be.ID, addr: be.Addr, dialTimeout: rt.DialTimeout, maxConns: max(1, rt.MaxConnsPerBackend), spec: be.Spec,
+		spec: be.Spec, dialTimeout: rt.DialTimeout, maxConns: max(1, rt.MaxConnsPerBackend),
 		handoff: make(chan *bconn),
 	}
 	up.slots = make(chan struct{}, up.maxConns)
@@ -170,7 +169,7 @@ func (up *upstream) connect() (net.Conn, error) {
 	// No TCP keep-alive probes (see Listen): pooled connections live seconds, tunnels end with
 	// their session's heartbeats.
 	d := net.Dialer{Timeout: up.dialTimeout, KeepAlive: -1}
-	nc, err := d.Dial("tcp", up.addr)
+	nc, err := d.Dial("tcp", up.spec.Addr)
 	if err != nil {
 		return nil, err
 	}
