@@ -118,12 +118,7 @@ func (up *upstream) acquire(wait time.Duration) (*bconn, error) {
 			return nil, errNoFreeConns
 		}
 	}
-	bc, err := up.dial()
-	if err != nil {
-		<-up.slots
-		return nil, err
-	}
-	return bc, nil
+	return up.dialInSlot()
 }
 
 // fresh returns a new connection (never an idle one): a retry after a reused one failed.
@@ -133,11 +128,18 @@ func (up *upstream) fresh(wait time.Duration) (*bconn, error) {
 	case <-time.After(wait):
 		return nil, errNoFreeConns
 	}
+	return up.dialInSlot()
+}
+
+// dialInSlot dials a connection into the slot the caller took; the slot is given back when the
+// dial fails.
+func (up *upstream) dialInSlot() (*bconn, error) {
 	bc, err := up.dial()
 	if err != nil {
 		<-up.slots
+		return nil, err
 	}
-	return bc, err
+	return bc, nil
 }
 
 func (up *upstream) popIdle() *bconn {
