@@ -308,7 +308,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 	reused := bc.reused
 	deadline := time.Now().Add(rt.UpstreamTimeout)
 	bc.nc.SetDeadline(deadline)
-	n, err := p.writeRequest(bc, rq, head)
+	n, err := writeRequest(bc, rq, head, rt.MaxBodyBytes)
 	if err != nil {
 		rq.sent()
 		if fe, ok := err.(*fwdError); ok {
@@ -378,8 +378,8 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 }
 
 // writeRequest writes the head and a read body in one write, then streams a body that was not
-// read. n counts the bytes written; a *fwdError is the client's body failing.
-func (p *Proxy) writeRequest(bc *bconn, rq *request, head []byte) (int, error) {
+// read (up to maxBody bytes). n counts the bytes written; a *fwdError is the client's body failing.
+func writeRequest(bc *bconn, rq *request, head []byte, maxBody int) (int, error) {
 	buf := head
 	if len(rq.body) > 0 && len(rq.body) <= smallBody {
 		buf = append(head, rq.body...) // head has spare capacity in its pooled buffer
@@ -397,7 +397,7 @@ func (p *Proxy) writeRequest(bc *bconn, rq *request, head []byte) (int, error) {
 	if rq.stream == nil {
 		return n, nil
 	}
-	k, err := copyBody(bc.nc, rq.stream, rq.bodyLen, int64(p.rt.Load().MaxBodyBytes), rq.header)
+	k, err := copyBody(bc.nc, rq.stream, rq.bodyLen, int64(maxBody), rq.header)
 	return n + int(k), err
 }
 
