@@ -215,15 +215,6 @@ func (l *Listener) refuse(c net.Conn, reason string, slot int, fields ...zap.Fie
 
 func (l *Listener) shouldLog(slot int) bool { return l.logs[slot].allow() }
 
-// release gives back a closed connection's share of the limits.
-func (l *Listener) release(c *clientConn) {
-	if p := c.ip.Swap(nil); p != nil {
-		l.perIP.release(*p)
-	}
-	l.conns.Add(-1)
-	l.metrics.ClientConns(-1)
-}
-
 // clientConn is an accepted client connection: the socket, possibly read through a PROXY protocol
 // header reader, counted against the listener's limits until closed.
 type clientConn struct {
@@ -321,8 +312,11 @@ func (c *clientConn) detach() *connHold {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	return &connHold{l: c.l, ip: c.ip.Swap(nil)}
+	return c.hold()
 }
+
+// hold takes the connection's share of the limits out of it.
+func (c *clientConn) hold() *connHold { return &connHold{l: c.l, ip: c.ip.Swap(nil)} }
 
 // detachHold finds the listener's connection under c (through wrappers' NetConn) and detaches its
 // share of the limits; nil when c did not come from a Listener.
@@ -343,7 +337,7 @@ func detachHold(c net.Conn) *connHold {
 // Close implements net.Conn; the limits are released once.
 func (c *clientConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.l.release(c)
+		c.hold().release()
 	}
 	return c.raw.Close()
 }
@@ -356,23 +350,4 @@ func addrOf(a net.Addr) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// clientSocket returns the client's TCP socket under the connection fasthttp serves, unwrapping
-// NetConn() through the listener's wrappers; nil when the bytes on the socket are not the
-// client's own (TLS), or the connection is not TCP.
-func clientSocket(c net.Conn) *net.TCPConn {
-	for c != nil {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case *tls.Conn:
-			return nil
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
 }

@@ -407,14 +407,14 @@ func TestClientSocketUnwraps(t *testing.T) {
 	l := &Listener{metrics: NopMetrics{}}
 	l.limits.Store(&Limits{})
 	cc := &clientConn{Conn: tcp, raw: tcp, l: l}
-	if clientSocket(cc) != tcp || clientSocket(tcp) != tcp {
-		t.Error("clientSocket does not reach the TCP socket through the listener's wrapper")
+	if plainTCPOf(cc) != tcp || plainTCPOf(tcp) != tcp {
+		t.Error("plainTCPOf does not reach the TCP socket through the listener's wrapper")
 	}
 	pc := proxyproto.NewConn(tcp)
-	if clientSocket(&clientConn{Conn: pc, raw: tcp, l: l}) != tcp {
-		t.Error("clientSocket does not reach the TCP socket under a PROXY reader")
+	if plainTCPOf(&clientConn{Conn: pc, raw: tcp, l: l}) != tcp {
+		t.Error("plainTCPOf does not reach the TCP socket under a PROXY reader")
 	}
-	if clientSocket(tlsServerConn(cc)) != nil {
-		t.Error("clientSocket returned the socket under TLS (its bytes are not the client's)")
+	if plainTCPOf(tlsServerConn(cc)) != nil {
+		t.Error("plainTCPOf returned the socket under TLS (its bytes are not the client's)")
 	}
 }

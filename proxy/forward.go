@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,9 @@ const (
 
 // inspectLimit is the largest Engine.IO answer read whole (larger ones are streamed uninspected).
 func inspectLimit(rt *rtConfig) int { return max(rt.MaxBodyBytes, 1<<20) + 1<<16 }
+
+// decodedLimit bounds an inspected answer once decompressed (sticky.Decompress).
+func decodedLimit(rt *rtConfig) int { return 4*rt.MaxBodyBytes + 1<<16 }
 
 // failKind says whose fault a failed exchange was, and so what the client gets and what counts.
 type failKind uint8
@@ -209,20 +213,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 			bc, err = up.fresh(p.connWait)
 		}
 		if err != nil {
-			if errors.Is(err, errNoFreeConns) {
-				return fwdResult{}, &fwdError{kind: failLocal, err: err}
-			}
-			return fwdResult{}, &fwdError{kind: failBackend, err: err}
+			return fwdResult{}, acquireFailure(err)
 		}
 		// A request that must not be sent twice never goes to a pooled connection the backend has
 		// already closed: look first (the only retry it gets).
 		for bc.reused && (!fo.idempotent || rq.stream != nil) && bc.stale() {
 			bc.close()
 			if bc, err = up.acquire(p.connWait); err != nil {
-				if errors.Is(err, errNoFreeConns) {
-					return fwdResult{}, &fwdError{kind: failLocal, err: err}
-				}
-				return fwdResult{}, &fwdError{kind: failBackend, err: err}
+				return fwdResult{}, acquireFailure(err)
 			}
 		}
 		res, retry, err := p.exchange(ctx, rt, bc, rq, fo, head)
@@ -234,6 +232,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Bac
 		}
 		return fwdResult{}, err
 	}
+}
+
+// acquireFailure is whose fault a failure to get a backend connection is: the local connection
+// limit's, or the backend's (a dial or TLS error).
+func acquireFailure(err error) *fwdError {
+	if errors.Is(err, errNoFreeConns) {
+		return &fwdError{kind: failLocal, err: err}
+	}
+	return &fwdError{kind: failBackend, err: err}
 }
 
 // connFate says what becomes of a backend connection after an exchange.
@@ -301,7 +308,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 	reused := bc.reused
 	deadline := time.Now().Add(rt.UpstreamTimeout)
 	bc.nc.SetDeadline(deadline)
-	n, err := p.writeRequest(bc, rq, head)
+	n, err := writeRequest(bc, rq, head, rt.MaxBodyBytes)
 	if err != nil {
 		rq.sent()
 		if fe, ok := err.(*fwdError); ok {
@@ -371,8 +378,8 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 }
 
 // writeRequest writes the head and a read body in one write, then streams a body that was not
-// read. n counts the bytes written; a *fwdError is the client's body failing.
-func (p *Proxy) writeRequest(bc *bconn, rq *request, head []byte) (int, error) {
+// read (up to maxBody bytes). n counts the bytes written; a *fwdError is the client's body failing.
+func writeRequest(bc *bconn, rq *request, head []byte, maxBody int) (int, error) {
 	buf := head
 	if len(rq.body) > 0 && len(rq.body) <= smallBody {
 		buf = append(head, rq.body...) // head has spare capacity in its pooled buffer
@@ -390,7 +397,7 @@ func (p *Proxy) writeRequest(bc *bconn, rq *request, head []byte) (int, error) {
 	if rq.stream == nil {
 		return n, nil
 	}
-	k, err := copyBody(bc.nc, rq.stream, rq.bodyLen, int64(p.rt.Load().MaxBodyBytes), rq.header)
+	k, err := copyBody(bc.nc, rq.stream, rq.bodyLen, int64(maxBody), rq.header)
 	return n + int(k), err
 }
 
@@ -638,7 +645,7 @@ func parseChunkSize(line []byte) (int64, error) {
 		n--
 	}
 	line = line[:n]
-	if i := indexByte(line, ';'); i >= 0 {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
 	line = trimOWS(line)
@@ -650,15 +657,6 @@ func parseChunkSize(line []byte) (int64, error) {
 		return 0, fmt.Errorf("bad chunk size %q", line)
 	}
 	return v, nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func readCRLF(br *bufio.Reader) error {

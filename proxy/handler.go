@@ -239,7 +239,7 @@ func (p *Proxy) sticky(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, info
 	if status == fasthttp.StatusOK && get {
 		payload = resp.Body()
 		if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
-			payload, _ = sticky.Decompress(string(enc), payload, 4*rt.MaxBodyBytes+1<<16)
+			payload, _ = sticky.Decompress(string(enc), payload, decodedLimit(rt))
 		}
 		if mirrored {
 			p.mirror.ServerPolling(raw, payload)
@@ -311,7 +311,7 @@ func (p *Proxy) learn(ctx *fasthttp.RequestCtx, rt *rtConfig, be *balancer.Backe
 	resp := &ctx.Response
 	body := resp.Body()
 	if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
-		plain, err := sticky.Decompress(string(enc), body, 4*rt.MaxBodyBytes+1<<16)
+		plain, err := sticky.Decompress(string(enc), body, decodedLimit(rt))
 		if err != nil {
 			p.log.Warn("handshake body not decodable", zap.String("backend", be.ID), zap.Error(err))
 			return
@@ -405,10 +405,7 @@ const maxHandshakeTries = 3
 // it). It has answered the client when it returns a nil backend or an error.
 func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request, session bool, fo fwdOpts) (*balancer.Backend, balancer.Claim, fwdResult, error) {
 	var tried [maxHandshakeTries]*balancer.Backend
-	pick := balancer.Pick{Now: p.now().UnixNano()}
-	if rt.HashKey != nil {
-		pick.Key, pick.HasKey = rt.HashKey(ctx, rq.client)
-	}
+	pick := p.newPick(ctx, rt, rq)
 	movable := (session || fo.idempotent) && rq.stream == nil
 	var last *fwdError
 	for i := 0; i < maxHandshakeTries; i++ {
@@ -420,12 +417,7 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *requ
 				answerFailure(ctx, last, 1)
 				return nil, balancer.Claim{}, fwdResult{}, last
 			}
-			p.metrics.Unavailable(reason)
-			if reason == balancer.AllFull {
-				unavailable(ctx, fasthttp.StatusServiceUnavailable, int(p.balancer.RetryAfter()/time.Second))
-			} else {
-				unavailable(ctx, fasthttp.StatusServiceUnavailable, 2)
-			}
+			p.noBackend(ctx, reason)
 			return nil, balancer.Claim{}, fwdResult{}, nil
 		}
 		tried[i] = be
@@ -451,6 +443,27 @@ func (p *Proxy) placeAndForward(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *requ
 	}
 	answerFailure(ctx, last, 1)
 	return nil, balancer.Claim{}, fwdResult{}, last
+}
+
+// newPick starts the placement of a new session or sessionless request (by the hash key when one
+// is configured).
+func (p *Proxy) newPick(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request) balancer.Pick {
+	pick := balancer.Pick{Now: p.now().UnixNano()}
+	if rt.HashKey != nil {
+		pick.Key, pick.HasKey = rt.HashKey(ctx, rq.client)
+	}
+	return pick
+}
+
+// noBackend answers, and counts, a request that no backend could take: 503, retried after the
+// balancer's estimate when every backend is full, else after 2 s.
+func (p *Proxy) noBackend(ctx *fasthttp.RequestCtx, reason balancer.Reason) {
+	p.metrics.Unavailable(reason)
+	retry := 2
+	if reason == balancer.AllFull {
+		retry = int(p.balancer.RetryAfter() / time.Second)
+	}
+	unavailable(ctx, fasthttp.StatusServiceUnavailable, retry)
 }
 
 func (p *Proxy) logSID(level zapcore.Level, msg string, ctx *fasthttp.RequestCtx, be *balancer.Backend, raw []byte, extra ...zap.Field) {

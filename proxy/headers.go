@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"net"
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
@@ -21,14 +20,7 @@ func (t trustedNets) contains(a netip.Addr) bool {
 }
 
 // peerAddr is the TCP peer of the request as a netip.Addr (unmapped).
-func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		if a, ok := netip.AddrFromSlice(ta.IP); ok {
-			return a.Unmap()
-		}
-	}
-	return netip.Addr{}
-}
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr { return addrOf(ctx.RemoteAddr()) }
 
 // forwardedClient walks an X-Forwarded-For value from the right, past trusted proxies, and returns
 // the first untrusted address; a malformed entry stops the walk at the last trusted hop.

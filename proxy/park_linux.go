@@ -405,9 +405,7 @@ func (pk *parker) reuse() {
 		return
 	}
 	pk.mu.Lock()
-	for _, slot := range pk.released {
-		pk.free = append(pk.free, slot)
-	}
+	pk.free = append(pk.free, pk.released...)
 	pk.mu.Unlock()
 	pk.released = pk.released[:0]
 }

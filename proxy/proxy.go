@@ -204,11 +204,7 @@ func New(log *zap.Logger, b *balancer.Balancer, s Settings, opts ...Option) *Pro
 // its read is made to fail at once, and the error handler answers 413 (oversize marks it).
 func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	rt := p.rt.Load()
-	if p.oversizeN.Load() > 0 {
-		if _, ok := p.oversize.LoadAndDelete(h); ok {
-			p.oversizeN.Add(-1)
-		}
-	}
+	p.takeOversize(h) // a mark of the previous request on this context is stale
 	if h.ContentLength() > rt.MaxBodyBytes {
 		if _, loaded := p.oversize.LoadOrStore(h, struct{}{}); !loaded {
 			p.oversizeN.Add(1)

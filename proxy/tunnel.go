@@ -127,25 +127,16 @@ func (p *Proxy) placeTunnel(ctx *fasthttp.RequestCtx, rt *rtConfig, rq *request,
 		return
 	}
 	var tried [maxHandshakeTries]*balancer.Backend
-	pick := balancer.Pick{Now: p.now().UnixNano()}
-	if rt.HashKey != nil {
-		pick.Key, pick.HasKey = rt.HashKey(ctx, rq.client)
-	}
+	pick := p.newPick(ctx, rt, rq)
 	for i := 0; i < maxHandshakeTries; i++ {
 		pick.Exclude = tried[:i]
 		be, reason := p.balancer.PlaceWithReason(&pick)
 		if be == nil {
-			status, retry := fasthttp.StatusServiceUnavailable, 2
-			if reason == balancer.AllFull {
-				retry = int(p.balancer.RetryAfter() / time.Second)
-			}
 			if i > 0 {
-				status, retry = fasthttp.StatusBadGateway, 0
+				unavailable(ctx, fasthttp.StatusBadGateway, 0) // the backends tried could not be dialled
+			} else {
+				p.noBackend(ctx, reason)
 			}
-			if status == fasthttp.StatusServiceUnavailable {
-				p.metrics.Unavailable(reason)
-			}
-			unavailable(ctx, status, retry)
 			return
 		}
 		tried[i] = be
@@ -477,10 +468,6 @@ func closeWrite(c any) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-}
-
-func isConnReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
 }
 
 // headField returns the value of the first field called name (any case) in a raw response head,

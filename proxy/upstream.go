@@ -35,12 +35,11 @@ var (
 // upstream is the connection pool of one backend: idle keep-alive connections (most recent first)
 // and a bound on open ones. A request waiting for a connection takes the next one released.
 type upstream struct {
-	id, addr    string
-	tlsConf     *tls.Config // nil: plain TCP
-	tlsErr      error       // the backend's TLS settings are unusable: every dial fails with it
+	spec        balancer.Spec // the backend as the pool was built for it
+	tlsConf     *tls.Config   // nil: plain TCP
+	tlsErr      error         // the backend's TLS settings are unusable: every dial fails with it
 	dialTimeout time.Duration
 	maxConns    int
-	spec        balancer.Spec
 
 	slots   chan struct{} // one token per open (or dialling) connection
 	handoff chan *bconn   // a released connection goes straight to a waiting request
@@ -68,7 +67,7 @@ type bconn struct {
 
 func newUpstream(be *balancer.Backend, rt *rtConfig) *upstream {
 	up := &upstream{
-		id: be.ID, addr: be.Addr, dialTimeout: rt.DialTimeout, maxConns: max(1, rt.MaxConnsPerBackend), spec: be.Spec,
+		spec: be.Spec, dialTimeout: rt.DialTimeout, maxConns: max(1, rt.MaxConnsPerBackend),
 		handoff: make(chan *bconn),
 	}
 	up.slots = make(chan struct{}, up.maxConns)
@@ -119,12 +118,7 @@ func (up *upstream) acquire(wait time.Duration) (*bconn, error) {
 			return nil, errNoFreeConns
 		}
 	}
-	bc, err := up.dial()
-	if err != nil {
-		<-up.slots
-		return nil, err
-	}
-	return bc, nil
+	return up.dialInSlot()
 }
 
 // fresh returns a new connection (never an idle one): a retry after a reused one failed.
@@ -134,11 +128,18 @@ func (up *upstream) fresh(wait time.Duration) (*bconn, error) {
 	case <-time.After(wait):
 		return nil, errNoFreeConns
 	}
+	return up.dialInSlot()
+}
+
+// dialInSlot dials a connection into the slot the caller took; the slot is given back when the
+// dial fails.
+func (up *upstream) dialInSlot() (*bconn, error) {
 	bc, err := up.dial()
 	if err != nil {
 		<-up.slots
+		return nil, err
 	}
-	return bc, err
+	return bc, nil
 }
 
 func (up *upstream) popIdle() *bconn {
@@ -170,7 +171,7 @@ func (up *upstream) connect() (net.Conn, error) {
 	// No TCP keep-alive probes (see Listen): pooled connections live seconds, tunnels end with
 	// their session's heartbeats.
 	d := net.Dialer{Timeout: up.dialTimeout, KeepAlive: -1}
-	nc, err := d.Dial("tcp", up.addr)
+	nc, err := d.Dial("tcp", up.spec.Addr)
 	if err != nil {
 		return nil, err
 	}

@@ -60,8 +60,8 @@ func appendNormalizedPath(dst, path []byte) []byte {
 	start := len(dst)
 	for i := 0; i < len(path); i++ {
 		c := path[i]
-		if c == '%' && i+2 < len(path) && isHexDigit(path[i+1]) && isHexDigit(path[i+2]) {
-			c = unhexDigit(path[i+1])<<4 | unhexDigit(path[i+2])
+		if d, ok := sticky.PercentEscape(path[i:]); ok {
+			c = d
 			i += 2
 		}
 		if c == '\\' {
@@ -109,20 +109,6 @@ func removeDotSegments(dst []byte, start int) []byte {
 		i = j
 	}
 	return dst[:out]
-}
-
-func isHexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhexDigit(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 // ambiguousPath reports whether path is an Engine.IO path raw (as engine.io matches it) but not

@@ -179,15 +179,10 @@ const maxKnownEscaped = 3 * len("transport")
 // unescapeShort decodes b into dst when it holds escapes and is short enough to be a known key or
 // value; otherwise it returns b (which then matches nothing known, or is itself plain).
 func unescapeShort(dst, b []byte) []byte {
-	if len(b) > maxKnownEscaped {
+	if len(b) > maxKnownEscaped || !hasEscapes(b) {
 		return b
 	}
-	for _, c := range b {
-		if c == '%' || c == '+' {
-			return AppendUnescaped(dst, b)
-		}
-	}
-	return b
+	return AppendUnescaped(dst, b)
 }
 
 // AppendUnescaped appends the query component b decoded as a browser's URLSearchParams (and
@@ -195,17 +190,25 @@ func unescapeShort(dst, b []byte) []byte {
 // digits stays as it is.
 func AppendUnescaped(dst, b []byte) []byte {
 	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '+':
-			dst = append(dst, ' ')
-		case c == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]):
-			dst = append(dst, unhex(b[i+1])<<4|unhex(b[i+2]))
+		c := b[i]
+		if c == '+' {
+			c = ' '
+		} else if d, ok := PercentEscape(b[i:]); ok {
+			c = d
 			i += 2
-		default:
-			dst = append(dst, c)
 		}
+		dst = append(dst, c)
 	}
 	return dst
+}
+
+// PercentEscape decodes the percent escape ("%XX", either case of hex digit) b starts with; ok is
+// false when b starts with none.
+func PercentEscape(b []byte) (c byte, ok bool) {
+	if len(b) < 3 || b[0] != '%' || !isHex(b[1]) || !isHex(b[2]) {
+		return 0, false
+	}
+	return unhex(b[1])<<4 | unhex(b[2]), true
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
