@@ -42,9 +42,9 @@ func (p *Proxy) CloseSessions(id string, n int) (closed, left int) {
 	if k < n {
 		k += p.closeTunnels(id, n-k)
 	}
-	left = p.table.Count(id) + p.tunnels.countBackend(id)
-	if pk := p.park.Load(); pk != nil {
-		left += pk.countBackend(id)
+	left = p.table.Count(id)
+	if st := p.balancer.Stats(id); st != nil {
+		left += int(st.Tunnels.Load()) // spliced, parked and being parked: the ledger keeps the count
 	}
 	return k, left
 }

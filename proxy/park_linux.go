@@ -265,21 +265,6 @@ func (pk *parker) closeBackend(id string, limit int) int {
 	return pk.request(&parkReq{backend: id, limit: limit})
 }
 
-// countBackend counts the parked tunnels of a backend.
-func (pk *parker) countBackend(id string) int {
-	n := 0
-	pk.mu.Lock()
-	for _, c := range *pk.chunks.Load() {
-		for i := range c {
-			if r := &c[i]; r.fd[0] >= 0 && r.entry != nil && r.entry.backendID == id {
-				n++
-			}
-		}
-	}
-	pk.mu.Unlock()
-	return n
-}
-
 // request hands r to the poller and waits until it ran; after stop it does nothing.
 func (pk *parker) request(r *parkReq) int {
 	r.done = make(chan struct{})

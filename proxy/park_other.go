@@ -25,8 +25,6 @@ func (pk *parker) closeAll() int { return 0 }
 
 func (pk *parker) closeBackend(string, int) int { return 0 }
 
-func (pk *parker) countBackend(string) int { return 0 }
-
 func (p *Proxy) parkedDirs() int { return 0 }
 
 func dupSocket(*net.TCPConn) (int, error) { return -1, errors.New("tunnel parking is Linux only") }

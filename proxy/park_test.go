@@ -391,3 +391,18 @@ func TestParkedStalledWrites(t *testing.T) {
 		t.Fatalf("%d descriptors left", got)
 	}
 }
+
+// countBackend counts the parked tunnels of a backend (tests; the proxy reads its ledger's counts).
+func (pk *parker) countBackend(id string) int {
+	n := 0
+	pk.mu.Lock()
+	for _, c := range *pk.chunks.Load() {
+		for i := range c {
+			if r := &c[i]; r.fd[0] >= 0 && r.entry != nil && r.entry.backendID == id {
+				n++
+			}
+		}
+	}
+	pk.mu.Unlock()
+	return n
+}

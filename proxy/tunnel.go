@@ -90,19 +90,6 @@ func (r *tunnelRegistry) closeAll() int {
 	return len(ts)
 }
 
-// countBackend counts the live tunnels of one backend.
-func (r *tunnelRegistry) countBackend(id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for t := range r.live {
-		if t.backendID == id {
-			n++
-		}
-	}
-	return n
-}
-
 // closeBackend closes up to limit tunnels of one backend (limit <= 0: all); for drain deadlines.
 func (r *tunnelRegistry) closeBackend(id string, limit int) int {
 	r.mu.Lock()
