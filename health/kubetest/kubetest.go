@@ -32,6 +32,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"sioproxy/internal/cachedbin"
 )
 
 // Version is the kube-apiserver release the tests run (test/k8s/build.sh builds it).
@@ -48,23 +50,11 @@ const Admin = "admin"
 // kube-apiserver-<Version> under $SIOPROXY_CACHE, $XDG_CACHE_HOME/sioproxy or
 // ~/.cache/sioproxy.
 func Binary() (string, error) {
-	bin := os.Getenv("SIOPROXY_KUBE_APISERVER")
-	if bin == "" {
-		cache := os.Getenv("SIOPROXY_CACHE")
-		if cache == "" {
-			base := os.Getenv("XDG_CACHE_HOME")
-			if base == "" {
-				home, err := os.UserHomeDir()
-				if err != nil {
-					return "", err
-				}
-				base = filepath.Join(home, ".cache")
-			}
-			cache = filepath.Join(base, "sioproxy")
-		}
-		bin = filepath.Join(cache, "kube-apiserver-"+Version)
+	bin, err := cachedbin.Path("SIOPROXY_KUBE_APISERVER", "kube-apiserver-"+Version)
+	if err != nil {
+		return "", err
 	}
-	if err := executable(bin); err != nil {
+	if err := cachedbin.Executable(bin); err != nil {
 		return "", fmt.Errorf("kube-apiserver: %w (set SIOPROXY_KUBE_APISERVER or run test/k8s/build.sh)", err)
 	}
 	return bin, nil
@@ -80,7 +70,7 @@ func EtcdBinary() (string, error) {
 		}
 		bin = p
 	}
-	if err := executable(bin); err != nil {
+	if err := cachedbin.Executable(bin); err != nil {
 		return "", fmt.Errorf("etcd: %w", err)
 	}
 	return bin, nil
@@ -93,17 +83,6 @@ func Check() error {
 	}
 	_, err := Binary()
 	return err
-}
-
-func executable(bin string) error {
-	fi, err := os.Stat(bin)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", bin)
-	}
-	return nil
 }
 
 // Options configure Start.
