@@ -464,10 +464,10 @@ func (d *Daemon) Ready() (bool, string) {
 			return true, "" // with Consul down this is the last known set; /metrics says so
 		}
 	}
-	if d.disco.consulOn() && !d.disco.consulHealthy() {
+	if !d.disco.consulHealthy() {
 		return false, "no eligible backend, and Consul is unreachable"
 	}
-	if d.disco.kubeOn() && !d.disco.kubeHealthy() {
+	if !d.disco.kubeHealthy() {
 		return false, "no eligible backend, and the Kubernetes API server is unreachable"
 	}
 	return false, "no eligible backend"
