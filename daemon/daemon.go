@@ -100,12 +100,9 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 	// before the limits are derived from it.
 	soft, hard, err := proxy.RaiseNoFile()
 	d.log.Info("descriptor limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
-	var token string
-	token, err = adminToken(cfg, o.Getenv)
-	if err != nil {
+	if d.token, err = adminToken(cfg, o.Getenv); err != nil {
 		return nil, err
 	}
-	d.token = token
 	d.bal = balancer.New(policyOf(cfg), balancerOptions(cfg)...)
 	d.sources = health.NewSources(d.bal, nil)
 	d.sources.Set(sourceStatic, staticSpecs(cfg.Backends, sourceStatic), cfg.Balancer.RemoveGrace.Duration())
