@@ -105,13 +105,14 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 	}
 	d.bal = balancer.New(policyOf(cfg), balancerOptions(cfg)...)
 	d.sources = health.NewSources(d.bal, nil)
-	d.sources.Set(sourceStatic, staticSpecs(cfg.Backends, sourceStatic), cfg.Balancer.RemoveGrace.Duration())
+	static := staticSpecs(cfg.Backends, sourceStatic)
+	d.sources.Set(sourceStatic, static, cfg.Balancer.RemoveGrace.Duration())
 	if po := proberOptions(cfg, d.log); po != nil {
 		pr, err := health.NewProber(*po, d.sources)
 		if err != nil {
 			return nil, err
 		}
-		pr.SetTargets(staticSpecs(cfg.Backends, sourceStatic))
+		pr.SetTargets(static) // as commit does on a reload: both only read it
 		d.prober = pr
 	}
 	d.metrics = admin.NewMetrics(d.bal)
