@@ -57,7 +57,7 @@ func (h *History) Record(at time.Time, backends []BackendCount, c Counts) {
 	defer h.mu.Unlock()
 	first := h.seq == 0
 	h.seq++
-	slot := int(h.seq % uint64(h.size))
+	slot := h.slot(h.seq)
 	h.times[slot] = at.UnixMilli()
 	for i, v := range [4][2]uint64{
 		{c.Handshakes, h.last.Handshakes}, {c.SIDUnknown, h.last.SIDUnknown},
@@ -94,6 +94,17 @@ func (h *History) Record(at time.Time, backends []BackendCount, c Counts) {
 			delete(h.series, id)
 		}
 	}
+}
+
+// slot is the index of sample number seq in the ring.
+func (h *History) slot(seq uint64) int { return int(seq % uint64(h.size)) }
+
+// oldest is the number of the oldest sample the ring holds (1 before it has wrapped).
+func (h *History) oldest() uint64 {
+	if h.seq >= uint64(h.size) {
+		return h.seq - uint64(h.size) + 1
+	}
+	return 1
 }
 
 // HistoryView is the part of a History after a given sample, oldest first.
@@ -155,10 +166,7 @@ var (
 func (h *History) Since(since uint64) HistoryView {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	oldest := uint64(1)
-	if h.seq >= uint64(h.size) {
-		oldest = h.seq - uint64(h.size) + 1
-	}
+	oldest := h.oldest()
 	from := since + 1
 	if since > h.seq || from < oldest {
 		from = oldest
@@ -179,12 +187,12 @@ func (h *History) Since(since uint64) HistoryView {
 		}
 		out := make(Series, n)
 		for i := range n {
-			out[i] = s.vals[int((from+uint64(i))%uint64(h.size))]
+			out[i] = s.vals[h.slot(from+uint64(i))]
 		}
 		v.Sessions[id] = out
 	}
 	for i := range n {
-		slot := int((from + uint64(i)) % uint64(h.size))
+		slot := h.slot(from + uint64(i))
 		v.Times[i] = h.times[slot]
 		for c := range cols {
 			cols[c][i] = h.deltas[c][slot]
@@ -202,16 +210,13 @@ func (h *History) Rates(window time.Duration) Rates {
 	if h.seq < 2 {
 		return r
 	}
-	newest := h.times[int(h.seq%uint64(h.size))]
-	oldest := uint64(1)
-	if h.seq >= uint64(h.size) {
-		oldest = h.seq - uint64(h.size) + 1
-	}
+	newest := h.times[h.slot(h.seq)]
+	oldest := h.oldest()
 	var sums [4]uint64
 	start := newest
 	for k := h.seq; k > oldest; k-- {
-		slot := int(k % uint64(h.size))
-		prev := h.times[int((k-1)%uint64(h.size))]
+		slot := h.slot(k)
+		prev := h.times[h.slot(k-1)]
 		if newest-prev > window.Milliseconds() && start != newest {
 			break
 		}
@@ -221,7 +226,7 @@ func (h *History) Rates(window time.Duration) Rates {
 		start = prev
 	}
 	for k := oldest; k <= h.seq; k++ {
-		r.Reloads += uint64(h.deltas[3][int(k%uint64(h.size))])
+		r.Reloads += uint64(h.deltas[3][h.slot(k)])
 	}
 	if secs := float64(newest-start) / 1000; secs > 0 {
 		r.WindowSeconds = secs

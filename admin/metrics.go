@@ -170,14 +170,12 @@ func (m *Metrics) AcceptError() { m.acceptErrors.Inc() }
 // Reload counts a config reload ("ok" or "error").
 func (m *Metrics) Reload(result string) {
 	m.reloads.WithLabelValues(result).Inc()
+	m.nReloads.Add(1)
 	if result == "ok" {
 		m.reloadOK.Set(1)
 		m.reloadAt.SetToCurrentTime()
 	} else {
 		m.reloadOK.Set(0)
-	}
-	m.nReloads.Add(1)
-	if result != "ok" {
 		m.nReloadErrors.Add(1)
 	}
 }

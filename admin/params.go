@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -140,11 +141,7 @@ func strictQuery(raw string, known ...string) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(q))
 	for k, vs := range q {
-		found := false
-		for _, n := range known {
-			found = found || k == n
-		}
-		if !found {
+		if !slices.Contains(known, k) {
 			return nil, fmt.Errorf("unknown parameter %q (want %s)", short(k), listOf(known))
 		}
 		if len(vs) > 1 {

@@ -5,10 +5,11 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // maxDNSLabel is the longest DNS label (RFC 1123) Kubernetes accepts as a name.
-const maxDNSLabel = 63
+const maxDNSLabel = validation.DNS1123LabelMaxLength
 
 func (v *validator) kubernetes(k *Kubernetes) {
 	seen := map[string]bool{}
@@ -57,20 +58,12 @@ func checkKubernetesService(s string) error {
 	return nil
 }
 
-// isDNSLabel reports whether s is an RFC 1123 label (RFC 1035 when letterFirst): 1 to 63
-// lowercase letters, digits and '-', starting and ending with a letter or digit.
+// isDNSLabel reports whether s is an RFC 1123 label (RFC 1035 when letterFirst), as the API
+// server checks names: 1 to 63 lowercase letters, digits and '-', starting and ending with a
+// letter or digit.
 func isDNSLabel(s string, letterFirst bool) bool {
-	if s == "" || len(s) > maxDNSLabel || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
+	if letterFirst {
+		return len(validation.IsDNS1035Label(s)) == 0
 	}
-	if letterFirst && !(s[0] >= 'a' && s[0] <= 'z') {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return len(validation.IsDNS1123Label(s)) == 0
 }

@@ -85,26 +85,17 @@ func (v *validator) listener(c *Config) {
 	}
 	p := &c.Proxy
 	for _, f := range []struct {
-		key string
-		n   int
+		key  string
+		n    int
+		zero string // what 0 means
 	}{
-		{"proxy.max_client_conns", p.MaxClientConns},
-		{"proxy.max_conns_per_ip", p.MaxConnsPerIP},
-		{"proxy.max_tunnels", p.MaxTunnels},
-		{"proxy.reserved_fds", p.ReservedFDs},
+		{"proxy.max_client_conns", p.MaxClientConns, "derived from the descriptor limit"},
+		{"proxy.max_conns_per_ip", p.MaxConnsPerIP, "off"},
+		{"proxy.max_tunnels", p.MaxTunnels, "derived from the descriptor limit"},
+		{"proxy.reserved_fds", p.ReservedFDs, "no reserve"},
 	} {
 		if f.n < 0 {
-			v.add(f.key, "must not be negative (got %d; 0 means %s)", f.n, zeroMeaning(f.key))
+			v.add(f.key, "must not be negative (got %d; 0 means %s)", f.n, f.zero)
 		}
 	}
-}
-
-func zeroMeaning(key string) string {
-	switch key {
-	case "proxy.max_conns_per_ip":
-		return "off"
-	case "proxy.reserved_fds":
-		return "no reserve"
-	}
-	return "derived from the descriptor limit"
 }

@@ -100,21 +100,19 @@ func New(cfg *configs.Config, o Options) (*Daemon, error) {
 	// before the limits are derived from it.
 	soft, hard, err := proxy.RaiseNoFile()
 	d.log.Info("descriptor limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
-	var token string
-	token, err = adminToken(cfg, o.Getenv)
-	if err != nil {
+	if d.token, err = adminToken(cfg, o.Getenv); err != nil {
 		return nil, err
 	}
-	d.token = token
 	d.bal = balancer.New(policyOf(cfg), balancerOptions(cfg)...)
 	d.sources = health.NewSources(d.bal, nil)
-	d.sources.Set(sourceStatic, staticSpecs(cfg.Backends, sourceStatic), cfg.Balancer.RemoveGrace.Duration())
+	static := staticSpecs(cfg.Backends, sourceStatic)
+	d.sources.Set(sourceStatic, static, cfg.Balancer.RemoveGrace.Duration())
 	if po := proberOptions(cfg, d.log); po != nil {
 		pr, err := health.NewProber(*po, d.sources)
 		if err != nil {
 			return nil, err
 		}
-		pr.SetTargets(staticSpecs(cfg.Backends, sourceStatic))
+		pr.SetTargets(static) // as commit does on a reload: both only read it
 		d.prober = pr
 	}
 	d.metrics = admin.NewMetrics(d.bal)
@@ -464,10 +462,10 @@ func (d *Daemon) Ready() (bool, string) {
 			return true, "" // with Consul down this is the last known set; /metrics says so
 		}
 	}
-	if d.disco.consulOn() && !d.disco.consulHealthy() {
+	if !d.disco.consulHealthy() {
 		return false, "no eligible backend, and Consul is unreachable"
 	}
-	if d.disco.kubeOn() && !d.disco.kubeHealthy() {
+	if !d.disco.kubeHealthy() {
 		return false, "no eligible backend, and the Kubernetes API server is unreachable"
 	}
 	return false, "no eligible backend"

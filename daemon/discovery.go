@@ -228,15 +228,3 @@ func (d *discovery) kubeHealthy() bool {
 	ws := d.current.Load()
 	return ws == nil || ws.kube == nil || ws.kube.Healthy()
 }
-
-// kubeOn reports whether a Kubernetes watch runs.
-func (d *discovery) kubeOn() bool {
-	ws := d.current.Load()
-	return ws != nil && ws.kube != nil
-}
-
-// consulOn reports whether a Consul watch runs.
-func (d *discovery) consulOn() bool {
-	ws := d.current.Load()
-	return ws != nil && ws.consul != nil
-}

@@ -10,15 +10,16 @@ import (
 
 	"go.uber.org/zap"
 
+	"sioproxy/admin"
 	"sioproxy/health"
 )
 
-// Bounds of a drain's parameters (the admin API refuses values outside them with 400; the
-// scheduler checks again, so that no caller can make it misbehave).
+// Bounds of a drain's parameters: the admin API's (it refuses values outside them with 400); the
+// scheduler checks again, so that no caller can make it misbehave.
 const (
-	MaxDrainDeadline = 24 * time.Hour
-	MinDrainRate     = 0.01      // sessions closed per second: one every 100 s
-	MaxDrainRate     = 100_000.0 // sessions closed per second
+	MaxDrainDeadline = admin.MaxDrainDeadline
+	MinDrainRate     = admin.MinDrainRate // sessions closed per second: one every 100 s
+	MaxDrainRate     = admin.MaxDrainRate // sessions closed per second
 )
 
 // drainScheduler closes a drained backend's remaining sessions after a deadline, rate per second

@@ -21,7 +21,7 @@ type front struct {
 	certs    *proxy.CertStore // nil without TLS
 	ln       *proxy.Listener  // set by open
 	redirect *fasthttp.Server // nil without tls.redirect_listen
-	rln      net.Listener
+	rln      *proxy.Listener  // the redirect listener; nil without one
 }
 
 // newFront loads what the client side of cfg needs before anything listens: the certificates (an
@@ -85,11 +85,12 @@ func (f *front) commitCerts(g *proxy.CertSet) {
 
 // setLimits applies reloaded connection limits; connections already accepted stay.
 func (f *front) setLimits(cfg *configs.Config) {
+	lim := ClientLimits(cfg)
 	if f.ln != nil {
-		f.ln.SetLimits(ClientLimits(cfg))
+		f.ln.SetLimits(lim)
 	}
-	if l, ok := f.rln.(*proxy.Listener); ok {
-		l.SetLimits(ClientLimits(cfg))
+	if f.rln != nil {
+		f.rln.SetLimits(lim)
 	}
 }
 

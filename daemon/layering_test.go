@@ -15,7 +15,7 @@ import (
 // eioproto, balancer). configs is read by daemon and cmd only: the packages under daemon take
 // explicit values, and the mapping from config to runtime lives in daemon.
 var layer = map[string]int{
-	"eioproto": 0, "balancer": 0, "configs": 0, "internal/fakeclock": 0,
+	"eioproto": 0, "balancer": 0, "configs": 0, "internal/fakeclock": 0, "internal/cachedbin": 0,
 	"sticky": 1, "internal/backendtls": 1, "internal/testpki": 1,
 	"proxy": 2, "health": 2, "eioclient": 2, "eioserver": 2,
 	"proxy/mirror": 3, "admin": 3, "demo": 3,

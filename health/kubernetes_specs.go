@@ -41,29 +41,24 @@ func endpointState(c discoveryv1.EndpointConditions) (st balancer.State, ok bool
 // slicePort picks the TCP port of a slice: the one called name, or with name "" the
 // slice's only port, else the one called DefaultKubernetesPortName.
 func slicePort(ports []discoveryv1.EndpointPort, name string) (int, bool) {
-	pick := func(want string) (int, bool) {
-		for _, p := range ports {
-			if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 ||
-				(p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
-				continue
-			}
-			if p.Name != nil && *p.Name == want || p.Name == nil && want == "" {
-				return int(*p.Port), true
-			}
-		}
-		return 0, false
+	usable := func(p discoveryv1.EndpointPort) bool {
+		return p.Port != nil && *p.Port > 0 && *p.Port <= 65535 && (p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP)
 	}
-	if name != "" {
-		return pick(name)
-	}
-	if len(ports) == 1 {
-		p := ports[0]
-		if p.Port != nil && *p.Port > 0 && *p.Port <= 65535 && (p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP) {
+	if name == "" && len(ports) == 1 {
+		if p := ports[0]; usable(p) {
 			return int(*p.Port), true
 		}
 		return 0, false
 	}
-	return pick(DefaultKubernetesPortName)
+	if name == "" {
+		name = DefaultKubernetesPortName
+	}
+	for _, p := range ports {
+		if usable(p) && p.Name != nil && *p.Name == name {
+			return int(*p.Port), true
+		}
+	}
+	return 0, false
 }
 
 // KubernetesID is the stable backend id of an endpoint of service namespace/service:

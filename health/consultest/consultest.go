@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"sioproxy/internal/cachedbin"
 )
 
 // Version is the Consul version the tests run.
@@ -62,28 +64,12 @@ type TLS struct {
 // Binary returns the path of the Consul agent binary: $SIOPROXY_CONSUL, else
 // consul-<Version> under $SIOPROXY_CACHE, $XDG_CACHE_HOME/sioproxy or ~/.cache/sioproxy.
 func Binary() (string, error) {
-	bin := os.Getenv("SIOPROXY_CONSUL")
-	if bin == "" {
-		cache := os.Getenv("SIOPROXY_CACHE")
-		if cache == "" {
-			base := os.Getenv("XDG_CACHE_HOME")
-			if base == "" {
-				home, err := os.UserHomeDir()
-				if err != nil {
-					return "", err
-				}
-				base = filepath.Join(home, ".cache")
-			}
-			cache = filepath.Join(base, "sioproxy")
-		}
-		bin = filepath.Join(cache, "consul-"+Version)
-	}
-	fi, err := os.Stat(bin)
+	bin, err := cachedbin.Path("SIOPROXY_CONSUL", "consul-"+Version)
 	if err != nil {
-		return "", fmt.Errorf("consul agent binary not found: %w (set SIOPROXY_CONSUL or run test/consul/build.sh)", err)
+		return "", err
 	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("consul agent binary %s is not an executable file", bin)
+	if err := cachedbin.Executable(bin); err != nil {
+		return "", fmt.Errorf("consul agent binary: %w (set SIOPROXY_CONSUL or run test/consul/build.sh)", err)
 	}
 	return bin, nil
 }

@@ -13,11 +13,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +30,9 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"sioproxy/internal/cachedbin"
+	"sioproxy/internal/testpki"
 )
 
 // Version is the kube-apiserver release the tests run (test/k8s/build.sh builds it).
@@ -48,23 +49,11 @@ const Admin = "admin"
 // kube-apiserver-<Version> under $SIOPROXY_CACHE, $XDG_CACHE_HOME/sioproxy or
 // ~/.cache/sioproxy.
 func Binary() (string, error) {
-	bin := os.Getenv("SIOPROXY_KUBE_APISERVER")
-	if bin == "" {
-		cache := os.Getenv("SIOPROXY_CACHE")
-		if cache == "" {
-			base := os.Getenv("XDG_CACHE_HOME")
-			if base == "" {
-				home, err := os.UserHomeDir()
-				if err != nil {
-					return "", err
-				}
-				base = filepath.Join(home, ".cache")
-			}
-			cache = filepath.Join(base, "sioproxy")
-		}
-		bin = filepath.Join(cache, "kube-apiserver-"+Version)
+	bin, err := cachedbin.Path("SIOPROXY_KUBE_APISERVER", "kube-apiserver-"+Version)
+	if err != nil {
+		return "", err
 	}
-	if err := executable(bin); err != nil {
+	if err := cachedbin.Executable(bin); err != nil {
 		return "", fmt.Errorf("kube-apiserver: %w (set SIOPROXY_KUBE_APISERVER or run test/k8s/build.sh)", err)
 	}
 	return bin, nil
@@ -80,7 +69,7 @@ func EtcdBinary() (string, error) {
 		}
 		bin = p
 	}
-	if err := executable(bin); err != nil {
+	if err := cachedbin.Executable(bin); err != nil {
 		return "", fmt.Errorf("etcd: %w", err)
 	}
 	return bin, nil
@@ -93,17 +82,6 @@ func Check() error {
 	}
 	_, err := Binary()
 	return err
-}
-
-func executable(bin string) error {
-	fi, err := os.Stat(bin)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", bin)
-	}
-	return nil
 }
 
 // Options configure Start.
@@ -130,7 +108,8 @@ type Cluster struct {
 	etcdURL string
 	port    int
 	tokens  map[string]string
-	caPEM   []byte
+	ca      *testpki.CA
+	server  testpki.Pair // the API server's certificate
 
 	mu     sync.Mutex
 	api    *proc
@@ -201,29 +180,13 @@ func Start(t testing.TB, o Options) *Cluster {
 // writeFiles writes the certificates, the service-account key, the token file and one
 // kubeconfig per user.
 func (c *Cluster) writeFiles(users []string) error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.NewCA(c.dir, "sioproxy-test")
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sioproxy-test-ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP(c.Host), net.ParseIP("127.0.0.1")},
-		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	c.ca = ca
+	c.server, err = ca.Server("kube-apiserver", testpki.ECDSAP256, c.Host, "127.0.0.1",
+		"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
 	if err != nil {
 		return err
 	}
@@ -231,13 +194,7 @@ func (c *Cluster) writeFiles(users []string) error {
 	if err != nil {
 		return err
 	}
-	c.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	files := map[string][]byte{
-		"ca.crt":     c.caPEM,
-		"server.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
-		"server.key": ecPEM(srvKey),
-		"sa.key":     ecPEM(saKey),
-	}
+	files := map[string][]byte{"sa.key": ecPEM(saKey)}
 	var tokens bytes.Buffer
 	for i, u := range users {
 		tok := randomToken()
@@ -290,7 +247,7 @@ contexts:
 - name: test
   context: {cluster: test, user: %s, namespace: default}
 current-context: test
-`, c.URL, filepath.Join(c.dir, "ca.crt"), user, c.tokens[user], user)
+`, c.URL, c.ca.CertFile, user, c.tokens[user], user)
 	return os.WriteFile(c.Kubeconfig(user), []byte(kc), 0o600)
 }
 
@@ -362,7 +319,7 @@ func (c *Cluster) StartAPIServer() {
 	api := c.spawn("kube-apiserver", c.bin,
 		"--etcd-servers="+c.etcdURL,
 		"--bind-address="+c.Host, "--advertise-address="+c.Host, "--secure-port="+strconv.Itoa(c.port),
-		"--tls-cert-file="+f("server.crt"), "--tls-private-key-file="+f("server.key"), "--cert-dir="+f("certs"),
+		"--tls-cert-file="+c.server.CertFile, "--tls-private-key-file="+c.server.KeyFile, "--cert-dir="+f("certs"),
 		"--token-auth-file="+f("tokens.csv"), "--authorization-mode=RBAC", "--anonymous-auth=false",
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+f("sa.key"), "--service-account-signing-key-file="+f("sa.key"),
@@ -380,9 +337,7 @@ func (c *Cluster) StartAPIServer() {
 
 // waitReady polls /readyz, then waits for the default namespace.
 func (c *Cluster) waitReady(api *proc) error {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(c.caPEM)
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.ca.Pool()}}}
 	defer hc.CloseIdleConnections()
 	get := func(path string) error {
 		req, _ := http.NewRequest("GET", c.URL+path, nil)

@@ -9,25 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sioproxy/admin"
 )
 
 // adminClient is the HTTP client of the admin API helpers.
 var adminClient = &http.Client{Timeout: 10 * time.Second}
 
-// BackendState is one backend as the admin API's GET /backends shows it.
-type BackendState struct {
-	ID       string `json:"id"`
-	Address  string `json:"address"`
-	State    string `json:"state"`
-	Weight   int    `json:"weight"`
-	Sessions int64  `json:"sessions"`
-	Tunnels  int64  `json:"tunnels"`
-	InFlight int64  `json:"in_flight"`
-	Failures uint64 `json:"failures"`
-	Ejected  bool   `json:"ejected"`
-	Tag      string `json:"tag"`
-	Source   string `json:"source"`
-}
+// BackendState is one backend as the admin API's GET /backends shows it: admin's own view, so
+// a field the API gains is there for the tests too.
+type BackendState = admin.BackendView
 
 // BackendStates returns GET /backends of the proxy's admin listener, by backend id.
 func (p *Proxy) BackendStates() (map[string]BackendState, error) {
