@@ -3,6 +3,7 @@ package eioserver
 import (
 	"bytes"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -63,8 +64,23 @@ func (srv *Server) upgrade(ctx *fasthttp.RequestCtx, s *session) {
 // probeWebSocket runs the upgrade exchange; true when the session now uses conn.
 func (s *session) probeWebSocket(conn *websocket.Conn) bool {
 	conn.SetReadLimit(int64(s.srv.opts.MaxPayload))
-	timer := time.AfterFunc(s.srv.opts.UpgradeTimeout, func() { closeConn(conn) })
-	defer timer.Stop()
+	// The timeout closes the probe only while this handler runs: once it returned, fasthttp may
+	// have released the hijacked connection.
+	var mu sync.Mutex
+	running := true
+	timer := time.AfterFunc(s.srv.opts.UpgradeTimeout, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if running {
+			closeConn(conn)
+		}
+	})
+	defer func() {
+		timer.Stop()
+		mu.Lock()
+		running = false
+		mu.Unlock()
+	}()
 	fail := func(why string) bool {
 		s.mu.Lock()
 		if s.probe == conn {

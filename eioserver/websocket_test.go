@@ -117,14 +117,16 @@ func TestUpgradeFlow(t *testing.T) {
 	pw.expect(t, sid)
 
 	conn := dialWS(t, wsURL(base, "EIO=4&transport=websocket&sid="+sid))
-	// A second WebSocket for the same sid gets its 101 and is closed at once.
-	second := dialWS(t, wsURL(base, "EIO=4&transport=websocket&sid="+sid))
-	if _, _, err := second.ReadMessage(); err == nil {
-		t.Fatal("second probe WebSocket stayed open")
-	}
 	writeText(t, conn, "2probe")
 	if msg := readText(t, conn); msg != "3probe" {
 		t.Fatalf("probe answer %q", msg)
+	}
+	// A second WebSocket for the same sid gets its 101 and is closed at once. (It is dialled once
+	// the first probe answered: a 101 is written before its handler runs, so two probes dialled
+	// back to back could register in either order.)
+	second := dialWS(t, wsURL(base, "EIO=4&transport=websocket&sid="+sid))
+	if _, _, err := second.ReadMessage(); err == nil {
+		t.Fatal("second probe WebSocket stayed open")
 	}
 	if res := <-pending; res.body != "6" {
 		t.Fatalf("pending GET got %q, want noop", res.body)
