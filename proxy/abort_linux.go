@@ -26,18 +26,23 @@ type abortWatcher struct {
 }
 
 // watchedConn is the watch state of one client connection, kept for its lifetime (its guard holds
-// it), so arming a request costs two epoll_ctl calls and no allocation.
+// it). The socket joins the watcher's epoll set on the connection's first watched request and stays
+// there: arming a request is one epoll_ctl (EPOLL_CTL_MOD, which also reports a hang-up that came
+// before it), disarming costs none (an event of a disarmed request finds no target), and no
+// allocation.
 type watchedConn struct {
-	w      *abortWatcher
-	id     uint32
-	rc     syscall.RawConn
-	mu     sync.Mutex // orders an abort against disarm: after disarm, no abort touches the backend connection
-	target *bconn
-	seq    uint32 // generation of the current registration (stale events carry an older one)
-	armFn  func(fd uintptr)
-	delFn  func(fd uintptr)
-	ev     syscall.EpollEvent // scratch of armFn (a field: no allocation per request)
-	err    error
+	w          *abortWatcher
+	id         uint32
+	rc         syscall.RawConn
+	mu         sync.Mutex // orders an abort against disarm: after disarm, no abort touches the backend connection
+	target     *bconn
+	seq        uint32 // generation of the current arming (events of an earlier one are stale)
+	registered bool   // the socket is in the watcher's epoll set
+	armFn      func(fd uintptr)
+	delFn      func(fd uintptr)
+	ev         syscall.EpollEvent // scratch of armFn (a field: no allocation per request)
+	op         int                // EPOLL_CTL_ADD or EPOLL_CTL_MOD, for armFn
+	err        error
 }
 
 func newAbortWatcher() (*abortWatcher, error) {
@@ -168,26 +173,29 @@ func (p *Proxy) watchedConns() int {
 // arm watches the client while bc carries its request.
 func (wc *watchedConn) arm(bc *bconn) {
 	wc.mu.Lock()
+	defer wc.mu.Unlock()
 	wc.target = bc
 	wc.seq++
-	wc.mu.Unlock()
+	wc.op = syscall.EPOLL_CTL_MOD
+	if !wc.registered {
+		wc.op = syscall.EPOLL_CTL_ADD
+	}
 	if wc.rc.Control(wc.armFn) == nil && wc.err == nil {
+		wc.registered = true
 		wc.w.armed.Add(1)
 		return
 	}
-	wc.mu.Lock()
 	wc.target = nil
-	wc.mu.Unlock()
 }
 
-// disarm ends the watch: once it returns, no abort reaches the connection armed last.
+// disarm ends the watch: once it returns, no abort reaches the connection armed last. The socket
+// stays in the epoll set (an event now finds no target).
 func (wc *watchedConn) disarm() {
 	wc.mu.Lock()
 	armed := wc.target != nil
 	wc.target = nil
 	wc.mu.Unlock()
 	if armed {
-		wc.rc.Control(wc.delFn)
 		wc.w.armed.Add(-1)
 	}
 }
@@ -200,20 +208,31 @@ func (wc *watchedConn) fire(seq uint32) {
 		return
 	}
 	wc.target.abort()
-	// The registration stays until the request's disarm; edge-triggered, it fires no more.
+	// Edge-triggered, the registration fires no more until it is armed again.
 }
 
-// release forgets the connection (it closed, or was hijacked for a tunnel).
-func (wc *watchedConn) release() {
+// release forgets the connection. A socket that lives on (hijacked for a tunnel, whose parker
+// may hold a duplicate of its descriptor) leaves the epoll set; a closing one leaves it with its
+// last descriptor.
+func (wc *watchedConn) release(closing bool) {
 	wc.disarm()
+	wc.mu.Lock()
+	if wc.registered && !closing {
+		wc.rc.Control(wc.delFn)
+	}
+	wc.registered = false
+	wc.mu.Unlock()
 	wc.w.conns.Delete(wc.id)
 }
 
 func (wc *watchedConn) epollAdd(fd uintptr) {
 	wc.ev = syscall.EpollEvent{Events: syscall.EPOLLRDHUP | epollET, Fd: int32(wc.id), Pad: int32(wc.seq)}
-	wc.err = syscall.EpollCtl(wc.w.epfd, syscall.EPOLL_CTL_ADD, int(fd), &wc.ev)
-	if errors.Is(wc.err, syscall.EEXIST) {
+	wc.err = syscall.EpollCtl(wc.w.epfd, wc.op, int(fd), &wc.ev)
+	switch {
+	case wc.op == syscall.EPOLL_CTL_ADD && errors.Is(wc.err, syscall.EEXIST):
 		wc.err = syscall.EpollCtl(wc.w.epfd, syscall.EPOLL_CTL_MOD, int(fd), &wc.ev)
+	case wc.op == syscall.EPOLL_CTL_MOD && errors.Is(wc.err, syscall.ENOENT):
+		wc.err = syscall.EpollCtl(wc.w.epfd, syscall.EPOLL_CTL_ADD, int(fd), &wc.ev)
 	}
 }
 

@@ -21,4 +21,4 @@ func (wc *watchedConn) arm(*bconn) {}
 
 func (wc *watchedConn) disarm() {}
 
-func (wc *watchedConn) release() {}
+func (wc *watchedConn) release(bool) {}

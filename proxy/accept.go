@@ -61,6 +61,7 @@ type Listener struct {
 	openFDs func() int
 
 	conns atomic.Int64 // live client connections
+	fds   fdGate
 	perIP ipCounter
 	done  chan struct{}
 	once  sync.Once
@@ -103,6 +104,7 @@ func NewListener(ln net.Listener, o ListenerOptions) *Listener {
 // SetLimits swaps the connection limits (a reload); connections already accepted stay.
 func (l *Listener) SetLimits(lim Limits) {
 	l.limits.Store(&lim)
+	l.fds.left.Store(0) // the next connection is counted against the new reserve
 	l.metrics.ClientConnsMax(lim.MaxClientConns)
 }
 
@@ -161,9 +163,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 // admit applies the limits to a new connection and wraps it, or closes it and returns nil.
 func (l *Listener) admit(c net.Conn) net.Conn {
 	lim := l.limits.Load()
-	if lim.ReservedFDs > 0 && l.nofile > 0 {
+	if lim.ReservedFDs > 0 && l.nofile > 0 && l.fds.due() {
 		// The count includes c itself: refuse when fewer than the reserve would be left.
-		if n := l.openFDs(); n >= 0 && n > l.nofile-lim.ReservedFDs {
+		n, most := l.openFDs(), l.nofile-lim.ReservedFDs
+		l.fds.counted(n, most)
+		if n >= 0 && n > most {
 			l.refuse(c, RefusedFDReserve, 0, zap.Int("open_fds", n), zap.Int("nofile", l.nofile))
 			return nil
 		}
@@ -202,6 +206,38 @@ func (l *Listener) admit(c net.Conn) net.Conn {
 		return tls.Server(cc, l.tls)
 	}
 	return cc
+}
+
+// fdGate spaces out the descriptor counts of admit (a stat of /proc/self/fd each): after a count
+// of n against a bound of most, the next is due once (most-n)/fdsPerAccept connections were
+// accepted, or fdCountEvery passed, whichever comes first. Near the bound every connection is
+// counted; far from it, one in thousands.
+type fdGate struct {
+	left atomic.Int64 // connections to accept before the next count
+	next atomic.Int64 // the next count is due at this time at the latest (Unix ns)
+}
+
+const (
+	// fdsPerAccept bounds the descriptors one accepted connection can add before the next count:
+	// its own, a backend connection (pooled or a tunnel's) and a shadow's, with one to spare.
+	fdsPerAccept = 4
+	// fdCountEvery bounds the time between counts (descriptors opened by anything else).
+	fdCountEvery = 100 * time.Millisecond
+)
+
+// due reports whether this connection must be counted.
+func (g *fdGate) due() bool {
+	return g.left.Add(-1) < 0 || time.Now().UnixNano() >= g.next.Load()
+}
+
+// counted records a count of n descriptors against the bound most (n < 0: unknown, count again).
+func (g *fdGate) counted(n, most int) {
+	room := int64(0)
+	if n >= 0 {
+		room = int64(max(most-n, 0)) / fdsPerAccept
+	}
+	g.left.Store(room)
+	g.next.Store(time.Now().Add(fdCountEvery).UnixNano())
 }
 
 // refuse closes a connection over a limit, counts it, and logs at most once a second per reason.

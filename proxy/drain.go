@@ -67,7 +67,7 @@ func (p *Proxy) closeAtBackend(be *balancer.Backend, rt *rtConfig, sid string) (
 	req = strconv.AppendInt(req, int64(len(closeBody)), 10)
 	req = append(req, "\r\n\r\n"...)
 	req = append(req, closeBody...)
-	bc.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	bc.setDeadline(time.Now().Add(5 * time.Second))
 	if _, err := bc.nc.Write(req); err != nil {
 		bc.close()
 		return 0, err

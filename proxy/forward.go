@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -290,13 +291,13 @@ func awaitAnswer(bc *bconn, w *watchedConn, deadline time.Time) error {
 		return err
 	}
 	early := time.Now().Add(armDelay)
-	if early.Before(deadline) {
-		bc.nc.SetReadDeadline(early)
-		if _, err := bc.br.Peek(1); err == nil || !isTimeout(err) {
-			bc.nc.SetReadDeadline(deadline)
+	if keep := bc.rdl; early.Before(deadline) {
+		bc.setReadDeadline(early)
+		_, err := bc.br.Peek(1)
+		bc.setReadDeadline(keep)
+		if err == nil || !isTimeout(err) {
 			return err
 		}
-		bc.nc.SetReadDeadline(deadline)
 	}
 	w.arm(bc)
 	_, err := bc.br.Peek(1)
@@ -307,7 +308,7 @@ func awaitAnswer(bc *bconn, w *watchedConn, deadline time.Time) error {
 func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq *request, fo fwdOpts, head []byte, w *watchedConn) (fwdResult, connFate, bool, error) {
 	reused := bc.reused
 	deadline := time.Now().Add(rt.UpstreamTimeout)
-	bc.nc.SetDeadline(deadline)
+	bc.keepDeadline(deadline, deadlineSlack(rt.UpstreamTimeout))
 	n, err := writeRequest(bc, rq, head, rt.MaxBodyBytes)
 	if err != nil {
 		rq.sent()
@@ -318,6 +319,12 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, rt *rtConfig, bc *bconn, rq 
 		return fwdResult{}, fateClose, retry, &fwdError{kind: failBackend, err: err}
 	}
 	resp := &ctx.Response
+	if w == nil {
+		// Not a long-poll: the backend answers at once (a POST's "ok", a handshake). A yield lets the
+		// goroutines that are ready run first, and the read after it mostly finds the answer there:
+		// no read that fails with EAGAIN, no park and netpoller wake (docs/bench/findings.md).
+		runtime.Gosched()
+	}
 	err = awaitAnswer(bc, w, deadline)
 	// A POST counts as sent once its answer begins: a backend reads requests on different
 	// connections in no fixed order (Node handles one written later on another connection first,
@@ -522,7 +529,7 @@ func (s *respStream) Read(b []byte) (int, error) {
 		return 0, s.err
 	}
 	now := time.Now()
-	s.bc.nc.SetReadDeadline(now.Add(s.upTimeout))
+	s.bc.setReadDeadline(now.Add(s.upTimeout))
 	s.ctx.SetWriteDeadline(now.Add(s.wTimeout))
 	var n int
 	var err error

@@ -44,6 +44,11 @@ type guardConn struct {
 	ntail    int
 	start    time.Time // when the head's first bytes arrived
 
+	// The connection's deadlines as set (see SetReadDeadline).
+	rdl, wdl  time.Time
+	clearRead bool // a cleared read deadline not passed on yet
+	answered  bool // an answer was written: the next head's first read yields first
+
 	// watch is the client-abort watch of this connection (long-polls), made on first use by the
 	// connection's goroutine; Close, which fasthttp's Shutdown may call from another, releases it.
 	watch atomic.Pointer[watchedConn]
@@ -92,7 +97,7 @@ func wrapGuard(c net.Conn, headerTimeout func() time.Duration) net.Conn {
 	g := &guardConn{Conn: c, headerTimeout: headerTimeout}
 	// The first head (and a TLS handshake before it) must arrive within the head deadline too.
 	if d := headerTimeout(); d > 0 {
-		c.SetReadDeadline(time.Now().Add(d))
+		g.SetReadDeadline(time.Now().Add(d))
 	}
 	if _, ok := c.(tlsConn); ok {
 		return guardTLSConn{g}
@@ -126,7 +131,7 @@ func (g *guardConn) handling() {
 func (g *guardConn) off() {
 	g.state, g.armed = guardOff, false
 	if w := g.watch.Swap(nil); w != nil {
-		w.release()
+		w.release(false)
 	}
 	g.endPendingPost()
 }
@@ -135,7 +140,7 @@ func (g *guardConn) off() {
 // answer was never written.
 func (g *guardConn) Close() error {
 	if w := g.watch.Swap(nil); w != nil {
-		w.release()
+		w.release(true)
 	}
 	g.endPendingPost()
 	return g.Conn.Close()
@@ -169,7 +174,7 @@ func (g *guardConn) Write(p []byte) (int, error) {
 	if g.armed {
 		g.armed = false
 		g.state, g.nonEmpty, g.lineLen, g.ntail = guardHead, false, 0, 0
-		g.start, g.deadline = time.Time{}, false
+		g.start, g.deadline, g.answered = time.Time{}, false, true
 	}
 	n, err := g.Conn.Write(p)
 	g.endPendingPost()
@@ -182,6 +187,9 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		return 0, errBareLF
 	}
 	if g.state != guardHead {
+		if g.clearRead {
+			g.setRead(time.Time{})
+		}
 		return g.Conn.Read(p)
 	}
 	if g.deadline {
@@ -189,8 +197,18 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		// the head is still bound by the head deadline.
 		g.deadline = false
 		if d := g.headerTimeout(); d > 0 {
-			g.Conn.SetReadDeadline(g.start.Add(d))
+			g.SetReadDeadline(g.start.Add(d))
 		}
+	}
+	if g.clearRead {
+		g.setRead(time.Time{})
+	}
+	if g.answered {
+		// The client sends its next request once it has read the answer just written: a yield lets
+		// the goroutines that are ready run first, and the read after it finds that request more
+		// often (no read that fails with EAGAIN, no park and netpoller wake).
+		g.answered = false
+		runtime.Gosched()
 	}
 	n, err := g.Conn.Read(p)
 	if n > 0 {
@@ -201,6 +219,56 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		g.scan(p[:n])
 	}
 	return n, err
+}
+
+// Deadlines. fasthttp sets a client connection's deadlines four times per keep-alive request (the
+// idle wait, none once the first byte came, the body's read timeout, the answer's write timeout),
+// each a runtime timer update. The guard passes on what changes anything: a cleared read deadline
+// waits for the next read (the body's deadline usually replaces it first), and a write deadline
+// may fall up to clientSlack later than asked, so a connection answering again within it keeps its
+// timer. The guard is used by its connection's goroutine only.
+
+// clientSlack is how much later than asked a client connection's write deadline may fall.
+const clientSlack = time.Second
+
+// SetDeadline implements net.Conn.
+func (g *guardConn) SetDeadline(t time.Time) error {
+	g.clearRead = false
+	g.rdl, g.wdl = t, t
+	return g.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline implements net.Conn; a zero t (no deadline) takes effect at the next read.
+func (g *guardConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		g.clearRead = !g.rdl.IsZero()
+		return nil
+	}
+	return g.setRead(t)
+}
+
+func (g *guardConn) setRead(t time.Time) error {
+	g.clearRead = false
+	if t.Equal(g.rdl) {
+		return nil
+	}
+	g.rdl = t
+	return g.Conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline implements net.Conn: the deadline falls within [t, t+clientSlack].
+func (g *guardConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		if g.wdl.IsZero() {
+			return nil
+		}
+	} else if !g.wdl.IsZero() && !g.wdl.Before(t) && !g.wdl.After(t.Add(clientSlack)) {
+		return nil
+	} else {
+		t = t.Add(clientSlack)
+	}
+	g.wdl = t
+	return g.Conn.SetWriteDeadline(t)
 }
 
 // scan follows the head through b: at its end (the first empty line after a non-empty one) the

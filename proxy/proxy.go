@@ -314,6 +314,11 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if pk := p.park.Load(); pk != nil {
 		n += pk.closeAll()
 	}
+	// Tunnels on their way to the parker (it refuses them now) or whose pair of goroutines is
+	// ending finish closing before Shutdown returns.
+	for p.tunnelCount() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 	p.stopParker()
 	p.stopWatcher()
 	p.log.Info("shutdown", zap.Int("tunnels_closed", n), zap.Error(err))

@@ -59,6 +59,8 @@ type bconn struct {
 	reused  bool        // taken from the idle pool for this request
 	aborted atomic.Bool // closed because the client went away
 	closeMu sync.Once
+	rdl     time.Time // the read deadline as last set
+	wdl     time.Time // the write deadline as last set
 	peekFn  func(fd uintptr) bool
 	peekBuf [1]byte
 	peekN   int
@@ -254,6 +256,44 @@ func (up *upstream) close() {
 	up.mu.Unlock()
 	for _, bc := range idle {
 		bc.close()
+	}
+}
+
+// setDeadline sets the read and write deadlines to t.
+func (bc *bconn) setDeadline(t time.Time) {
+	bc.setReadDeadline(t)
+	bc.setWriteDeadline(t)
+}
+
+// setReadDeadline sets the read deadline to t (no timer update when it is t already).
+func (bc *bconn) setReadDeadline(t time.Time) {
+	if !t.Equal(bc.rdl) {
+		bc.rdl = t
+		bc.nc.SetReadDeadline(t)
+	}
+}
+
+func (bc *bconn) setWriteDeadline(t time.Time) {
+	if !t.Equal(bc.wdl) {
+		bc.wdl = t
+		bc.nc.SetWriteDeadline(t)
+	}
+}
+
+// deadlineSlack is how much later than asked an exchange's deadlines may fall: a pooled connection
+// used again within it keeps its deadline timers as they are (a timer update per request is a
+// measurable share of a polling request's CPU).
+func deadlineSlack(timeout time.Duration) time.Duration { return min(timeout/16, time.Second) }
+
+// keepDeadline makes the read and write deadlines fall within [d, d+slack], moving each only when
+// it does not already.
+func (bc *bconn) keepDeadline(d time.Time, slack time.Duration) {
+	late := d.Add(slack)
+	if bc.rdl.Before(d) || bc.rdl.After(late) {
+		bc.setReadDeadline(late)
+	}
+	if bc.wdl.Before(d) || bc.wdl.After(late) {
+		bc.setWriteDeadline(late)
 	}
 }
 
