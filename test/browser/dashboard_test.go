@@ -180,7 +180,7 @@ func (c *dashCluster) client(t *testing.T, path string) int {
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(c.px.URL() + path)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("GET %s: %v", testkit.RedactSIDs(path), testkit.RedactURLError(err))
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()

@@ -61,10 +61,10 @@ func TestDemoPage(t *testing.T) {
 	for i, tab := range res.Tabs {
 		t.Logf("tab %d: backend %q transport %q sid_hash %s", i+1, tab.Backend, tab.Transport, proxy.SIDHash(tab.SID)) // never a raw sid in a log
 		if tab.Error != "" {
-			t.Errorf("tab %d: %s (backend %q, transport %q)", i+1, tab.Error, tab.Backend, tab.Transport)
+			t.Errorf("tab %d: %s (backend %q, transport %q)", i+1, testkit.RedactSIDs(tab.Error), tab.Backend, tab.Transport)
 		}
 		if tab.Backend == "" || tab.Transport != "websocket" || tab.SID == "" {
-			t.Errorf("tab %d: backend %q transport %q sid %q, want a backend, websocket and a sid", i+1, tab.Backend, tab.Transport, tab.SID)
+			t.Errorf("tab %d: backend %q transport %q sid_hash %q, want a backend, websocket and a sid", i+1, tab.Backend, tab.Transport, proxy.SIDHash(tab.SID))
 		}
 		if !tab.SawMessage {
 			t.Errorf("tab %d (backend %q) never showed the message typed in tab 1 (backend %q); #messages: %q",

@@ -117,7 +117,7 @@ type answer struct {
 func (d *driver) do(t *testing.T, job map[string]any, timeout time.Duration, out any) {
 	t.Helper()
 	if ok, errText := d.tryDo(t, job, timeout, out); !ok {
-		t.Fatalf("run.js job %v failed: %s", job["kind"], errText)
+		t.Fatalf("run.js job %v failed: %s", job["kind"], testkit.RedactSIDs(errText))
 	}
 }
 
@@ -153,7 +153,7 @@ func (d *driver) tryDo(t *testing.T, job map[string]any, timeout time.Duration, 
 		return false, a.Error
 	}
 	if err := json.Unmarshal(a.Result, out); err != nil {
-		t.Fatalf("run.js job %v: decode %s: %v", job["kind"], a.Result, err)
+		t.Fatalf("run.js job %v: decode %s: %v", job["kind"], testkit.RedactSIDs(string(a.Result)), err)
 	}
 	return true, ""
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"sioproxy/test/testkit"
 )
 
 // page is a browser page kept open by run.js between jobs, for tests that act on a page and look
@@ -39,7 +41,7 @@ func (p *page) wait(expr string, timeout time.Duration, out any, msg string) {
 	}
 	if out != nil {
 		if err := json.Unmarshal(res.Value, out); err != nil {
-			p.t.Fatalf("decode %s: %v", res.Value, err)
+			p.t.Fatalf("decode %s: %v", testkit.RedactSIDs(string(res.Value)), err)
 		}
 	}
 }
@@ -51,7 +53,7 @@ func (p *page) eval(expr string, out any) {
 	p.d.do(p.t, map[string]any{"kind": "eval", "page": p.id, "expr": expr}, 30*time.Second, &res)
 	if out != nil {
 		if err := json.Unmarshal(res.Value, out); err != nil {
-			p.t.Fatalf("decode %s: %v", res.Value, err)
+			p.t.Fatalf("decode %s: %v", testkit.RedactSIDs(string(res.Value)), err)
 		}
 	}
 }
@@ -98,7 +100,7 @@ func (p *page) try(job map[string]any, timeout time.Duration, out any) bool {
 	p.t.Helper()
 	ok, errText := p.d.tryDo(p.t, job, timeout, out)
 	if !ok {
-		p.t.Logf("run.js %v: %s", job["kind"], errText)
+		p.t.Logf("run.js %v: %s", job["kind"], testkit.RedactSIDs(errText))
 	}
 	return ok
 }

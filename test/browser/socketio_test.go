@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -117,7 +118,7 @@ func TestSocketIOClients(t *testing.T) {
 func checkTab(t *testing.T, tab tabResult, initial, final string) string {
 	t.Helper()
 	if len(tab.Errors) > 0 {
-		t.Errorf("tab %s: errors %q (acks %d, partial %s, console %q)", tab.Tab, tab.Errors, len(tab.Acks), tab.Partial, tab.Console)
+		t.Error(testkit.RedactSIDs(fmt.Sprintf("tab %s: errors %q (acks %d, partial %s, console %q)", tab.Tab, tab.Errors, len(tab.Acks), tab.Partial, tab.Console)))
 		return ""
 	}
 	if len(tab.Acks) != echoesPerTab {
@@ -151,9 +152,11 @@ func checkTab(t *testing.T, tab tabResult, initial, final string) string {
 	case raw == "":
 		t.Errorf("tab %s: the backend reported no sid", tab.Tab)
 	case initial == "polling" && (!strings.HasSuffix(tab.SID, "."+raw) || len(tab.SID) != len(raw)+5):
-		t.Errorf("tab %s: browser holds sid %q, backend issued %q: want the tagged form XXXX.%s", tab.Tab, tab.SID, raw, raw)
+		after, _ := testkit.RawSID(tab.SID)
+		t.Errorf("tab %s: browser holds sid_hash %s (%d bytes, sid_hash %s after a tag), backend issued sid_hash %s (%d bytes): want the tagged form XXXX.<the backend's sid>",
+			tab.Tab, proxy.SIDHash(tab.SID), len(tab.SID), proxy.SIDHash(after), proxy.SIDHash(raw), len(raw))
 	case initial == "websocket" && tab.SID != raw:
-		t.Errorf("tab %s: browser holds sid %q, backend issued %q over a WebSocket", tab.Tab, tab.SID, raw)
+		t.Errorf("tab %s: browser holds sid_hash %s, backend issued sid_hash %s over a WebSocket", tab.Tab, proxy.SIDHash(tab.SID), proxy.SIDHash(raw))
 	}
 	return backend
 }
@@ -176,7 +179,7 @@ func checkBackendLogs(t *testing.T, bs []*testkit.Backend, marks []int, tabs []t
 		b := bs[i]
 		ev, err := b.WaitEvent(marks[i], 10*time.Second, "connection", tab.Whoami.SID)
 		if err != nil {
-			t.Errorf("tab %s: %s never logged the connection of sid %s: %v", tab.Tab, b.Name, tab.Whoami.SID, err)
+			t.Errorf("tab %s: %s never logged the connection of sid_hash %s: %v", tab.Tab, b.Name, proxy.SIDHash(tab.Whoami.SID), err)
 			continue
 		}
 		if ev.Transport != initial {
@@ -184,7 +187,7 @@ func checkBackendLogs(t *testing.T, bs []*testkit.Backend, marks []int, tabs []t
 		}
 		if upgrade {
 			if _, err := b.WaitEvent(marks[i], 10*time.Second, "upgrade", tab.Whoami.SID); err != nil {
-				t.Errorf("tab %s: %s never logged the upgrade of sid %s: %v", tab.Tab, b.Name, tab.Whoami.SID, err)
+				t.Errorf("tab %s: %s never logged the upgrade of sid_hash %s: %v", tab.Tab, b.Name, proxy.SIDHash(tab.Whoami.SID), err)
 			}
 		}
 	}
@@ -196,7 +199,7 @@ func checkBackendLogs(t *testing.T, bs []*testkit.Backend, marks []int, tabs []t
 				sessions++
 			case "upgrade":
 				if !upgrade {
-					t.Errorf("%s: unexpected upgrade of sid %s", b.Name, ev.SID)
+					t.Errorf("%s: unexpected upgrade of sid_hash %s", b.Name, proxy.SIDHash(ev.SID))
 				}
 			case "connection_error":
 				// A request that comes after its session closed (a poll racing the client's close)
@@ -204,8 +207,8 @@ func checkBackendLogs(t *testing.T, bs []*testkit.Backend, marks []int, tabs []t
 				if ev.Code == 1 && ev.SID != "" && owns(b, ev.SID) {
 					continue
 				}
-				t.Errorf("%s: connection_error code %d %q for sid %q (%s): a request reached a backend that does not own its session",
-					b.Name, ev.Code, ev.Message, ev.SID, ev.URL)
+				t.Errorf("%s: connection_error code %d %q for sid_hash %q (%s): a request reached a backend that does not own its session",
+					b.Name, ev.Code, ev.Message, proxy.SIDHash(ev.SID), testkit.RedactSIDs(ev.URL))
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sioproxy/internal/testpki"
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -82,7 +83,7 @@ func TestDemoOverHTTPS(t *testing.T) {
 	for i, tab := range res.Tabs {
 		t.Logf("tab %d over https: backend %q transport %q", i+1, tab.Backend, tab.Transport)
 		if tab.Error != "" || tab.Backend == "" || tab.Transport != "websocket" || tab.SID == "" {
-			t.Errorf("tab %d: error %q, backend %q, transport %q, sid %q; want a backend over websocket (wss)", i+1, tab.Error, tab.Backend, tab.Transport, tab.SID)
+			t.Errorf("tab %d: error %q, backend %q, transport %q, sid_hash %q; want a backend over websocket (wss)", i+1, testkit.RedactSIDs(tab.Error), tab.Backend, tab.Transport, proxy.SIDHash(tab.SID))
 		}
 		if !tab.SawMessage {
 			t.Errorf("tab %d (backend %q) never showed the message from tab 1", i+1, tab.Backend)

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"sioproxy/health/consultest"
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -230,27 +231,27 @@ func (p *proxyProc) handshake() (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK || len(body) < 2 || body[0] != '0' {
-		return "", fmt.Errorf("handshake: %d %q", resp.StatusCode, body)
+		return "", fmt.Errorf("handshake: %d %q", resp.StatusCode, testkit.RedactSIDs(string(body)))
 	}
 	var open struct {
 		SID string `json:"sid"`
 	}
 	if err := json.Unmarshal(body[1:], &open); err != nil {
-		return "", fmt.Errorf("handshake: %v: %q", err, body)
+		return "", fmt.Errorf("handshake: %v: %q", err, testkit.RedactSIDs(string(body)))
 	}
 	id, ok := p.tags[open.SID[:min(3, len(open.SID))]]
 	if !ok {
-		return "", fmt.Errorf("handshake: sid %q carries no known backend tag (tags %v)", open.SID, p.tags)
+		return "", fmt.Errorf("handshake: sid_hash %s (tag %q) carries no known backend tag (tags %v)", proxy.SIDHash(open.SID), open.SID[:min(3, len(open.SID))], p.tags)
 	}
 	resp, err = p.http.Post(p.URL()+"/socket.io/?EIO=4&transport=polling&sid="+open.SID,
 		"text/plain;charset=UTF-8", bytes.NewReader([]byte("1")))
 	if err != nil {
-		return id, fmt.Errorf("close: %w", err)
+		return id, fmt.Errorf("close: %w", testkit.RedactURLError(err))
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return id, fmt.Errorf("close of %s on %s: %d", open.SID, id, resp.StatusCode)
+		return id, fmt.Errorf("close of sid_hash %s on %s: %d", proxy.SIDHash(open.SID), id, resp.StatusCode)
 	}
 	return id, nil
 }

@@ -53,7 +53,7 @@ func TestPlainEngineIOOnItsOwnPath(t *testing.T) {
 				} `json:"sessions"`
 			}
 			if err := json.Unmarshal([]byte(line), &sum); err != nil {
-				t.Fatalf("summary %q: %v", line, err)
+				t.Fatalf("summary %q: %v", testkit.RedactSIDs(line), err)
 			}
 			by := map[string]int{}
 			want := map[string]string{"polling": "polling", "upgrade": "websocket", "websocket": "websocket"}[mode]

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -27,7 +28,7 @@ func handshake(t *testing.T, base string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || len(body) == 0 || body[0] != '0' {
-		t.Fatalf("handshake: %d %q", resp.StatusCode, body)
+		t.Fatalf("handshake: %d %q", resp.StatusCode, testkit.RedactSIDs(string(body)))
 	}
 	var open struct {
 		SID string `json:"sid"`
@@ -37,7 +38,7 @@ func handshake(t *testing.T, base string) string {
 		payload = payload[:i]
 	}
 	if err := json.Unmarshal(payload, &open); err != nil || open.SID == "" {
-		t.Fatalf("handshake: open packet %q: %v", body, err)
+		t.Fatalf("handshake: open packet %q: %v", testkit.RedactSIDs(string(body)), err)
 	}
 	return open.SID
 }
@@ -49,7 +50,7 @@ func TestUnknownSessionErrors(t *testing.T) {
 	px := startProxy(t, "sioproxy", "", testkit.BackendURLs(bs))
 	tagged := handshake(t, px.URL())
 	if _, ok := testkit.RawSID(tagged); !ok {
-		t.Fatalf("handshake sid %q is not tagged", tagged)
+		t.Fatalf("handshake sid (sid_hash %s) is not tagged", proxy.SIDHash(tagged))
 	}
 	const origin = "http://app.example.test"
 	cases := []struct{ name, sid string }{
@@ -63,7 +64,7 @@ func TestUnknownSessionErrors(t *testing.T) {
 			req.Header.Set("Origin", origin)
 			resp, err := httpClient.Do(req)
 			if err != nil {
-				t.Fatalf("GET: %v", err)
+				t.Fatalf("GET: %v", testkit.RedactURLError(err))
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)

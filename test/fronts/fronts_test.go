@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -94,7 +95,7 @@ func runThrough(t *testing.T, f front, bs []*testkit.Backend, version, mode stri
 		}
 		for _, e := range b.Events(marks[i], "connection_error") {
 			if e.Code == 1 && !issued[e.SID] {
-				t.Errorf("backend %s got a request of a session it does not own: %q (%s)", b.Name, e.SID, e.URL)
+				t.Errorf("backend %s got a request of a session it does not own: sid_hash %s (%s)", b.Name, proxy.SIDHash(e.SID), testkit.RedactSIDs(e.URL))
 			}
 		}
 	}

@@ -381,7 +381,7 @@ func wantWebSocketOpen(t *testing.T, r *caseRun, resp *testkit.RawResponse, err 
 	}
 	payload := make([]byte, n)
 	if _, err := io.ReadFull(r.conn.Reader(), payload); err != nil || !bytes.HasPrefix(payload, []byte(`0{"sid"`)) {
-		t.Errorf("first frame %q (%v), want the open packet", payload, err)
+		t.Errorf("first frame %q (%v), want the open packet", testkit.RedactSIDs(string(payload)), err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -119,7 +120,8 @@ func (c *cluster) backendSaw(s string) string {
 	for _, b := range c.backends {
 		for _, e := range b.Events(0, "connection_error") {
 			if strings.Contains(e.URL, s) {
-				return fmt.Sprintf("backend %s answered %d %q to %s", b.Name, e.Code, e.Message, e.URL)
+				u := strings.ReplaceAll(e.URL, s, "#"+proxy.SIDHash(s)) // s may sit under an encoded key
+				return fmt.Sprintf("backend %s answered %d %q to %s", b.Name, e.Code, e.Message, testkit.RedactSIDs(u))
 			}
 		}
 	}
@@ -149,7 +151,7 @@ func (c *cluster) handshakeHeaders(t *testing.T, rawSID string) []string {
 		return false
 	})
 	if !ok {
-		t.Fatalf("no backend logged the handshake of sid %q", rawSID)
+		t.Fatalf("no backend logged the handshake of sid_hash %s", proxy.SIDHash(rawSID))
 	}
 	return ev
 }
@@ -187,7 +189,7 @@ func closeSession(t *testing.T, px *testkit.Proxy, sid string) {
 	c := testkit.NewEIOClient(px.URL())
 	defer c.CloseIdle()
 	if err := c.Close(ctx, sid); err != nil {
-		t.Errorf("closing session %q through the proxy: %v", sid, err)
+		t.Errorf("closing session sid_hash %s through the proxy: %v", proxy.SIDHash(sid), err)
 	}
 }
 

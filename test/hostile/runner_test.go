@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -165,7 +166,7 @@ func answerLine(resp *testkit.RawResponse, err error) string {
 	}
 	line, _, _ := strings.Cut(string(resp.Head), "\r\n")
 	if len(resp.Body) > 0 && len(resp.Body) <= 80 {
-		line += fmt.Sprintf(" %q", resp.Body)
+		line += fmt.Sprintf(" %q", testkit.RedactSIDs(string(resp.Body)))
 	}
 	return line
 }
@@ -367,7 +368,7 @@ func wantHandshake(t *testing.T, r *caseRun, resp *testkit.RawResponse, err erro
 	}
 	r.opens(sid)
 	if !isTagged(sid) {
-		t.Errorf("handshake sid %q is not tagged: the proxy did not take the request for a handshake, but the backend did", sid)
+		t.Errorf("handshake sid (sid_hash %s) is not tagged: the proxy did not take the request for a handshake, but the backend did", proxy.SIDHash(sid))
 	}
 	return sid
 }

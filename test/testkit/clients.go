@@ -113,7 +113,7 @@ func parseSummary(t testing.TB, line string, p *Proc) ClientSummary {
 	t.Helper()
 	var s ClientSummary
 	if err := json.Unmarshal([]byte(line), &s); err != nil {
-		t.Fatalf("clients.js summary %q: %v\n%s", line, err, p.Tail(30))
+		t.Fatalf("clients.js summary %q: %v\n%s", RedactSIDs(line), err, p.Tail(30))
 	}
 	if s.Fatal != "" {
 		t.Fatalf("clients.js crashed: %s", s.Fatal)
@@ -151,7 +151,7 @@ func (h *Hold) WaitProgress(t testing.TB, event string, timeout time.Duration) i
 		At    int64 `json:"at"`
 	}
 	if err := json.Unmarshal([]byte(line), &ev); err != nil {
-		t.Fatalf("clients %s: bad progress line %q: %v", h.Opts.Mode, line, err)
+		t.Fatalf("clients %s: bad progress line %q: %v", h.Opts.Mode, RedactSIDs(line), err)
 	}
 	if ev.Count != ev.N {
 		t.Fatalf("clients %s: %s with only %d of %d sessions", h.Opts.Mode, event, ev.Count, ev.N)

@@ -49,7 +49,7 @@ func (c *EIOClient) Handshake(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("handshake: %w", err)
 	}
 	if status != http.StatusOK {
-		return "", fmt.Errorf("handshake: status %d %q", status, body)
+		return "", fmt.Errorf("handshake: status %d %q", status, RedactSIDs(body))
 	}
 	return OpenSID(body)
 }
@@ -58,13 +58,13 @@ func (c *EIOClient) Handshake(ctx context.Context) (string, error) {
 func OpenSID(body string) (string, error) {
 	first, _, _ := strings.Cut(body, "\x1e")
 	if !strings.HasPrefix(first, "0") {
-		return "", fmt.Errorf("not an open packet: %q", body)
+		return "", fmt.Errorf("not an open packet: %q", RedactSIDs(body))
 	}
 	var open struct {
 		SID string `json:"sid"`
 	}
 	if err := json.Unmarshal([]byte(first[1:]), &open); err != nil || open.SID == "" {
-		return "", fmt.Errorf("open packet %q: %v", body, err)
+		return "", fmt.Errorf("open packet %q: %v", RedactSIDs(body), err)
 	}
 	return open.SID, nil
 }
@@ -118,7 +118,7 @@ func (c *EIOClient) do(ctx context.Context, method, u, body string) (int, string
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, "", RedactURLError(err) // the error names the URL, whose query carries the sid
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

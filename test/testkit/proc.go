@@ -288,13 +288,14 @@ func (p *Proc) WaitLine(from int, timeout time.Duration, match func(string) bool
 	}
 }
 
-// Tail returns the last n output lines, each cut at 1000 bytes.
+// Tail returns the last n output lines, for messages: sids redacted (RedactSIDs), each line cut at
+// 1000 bytes.
 func (p *Proc) Tail(n int) string {
 	lines := p.Lines()
 	lines = lines[max(0, len(lines)-n):]
 	var b strings.Builder
 	for _, l := range lines {
-		s := l.Text
+		s := RedactSIDs(l.Text)
 		if len(s) > 1000 {
 			s = s[:1000] + "…"
 		}

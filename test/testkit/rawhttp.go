@@ -77,13 +77,13 @@ func (r *RawResponse) KeepsOpen() bool {
 	return r.Proto == "HTTP/1.1" && r.Status != 101
 }
 
-// String is a short description for messages: the head and the start of the body.
+// String is a short description for messages: the head and the start of the body, sids redacted.
 func (r *RawResponse) String() string {
 	body := r.Body
 	if len(body) > 200 {
 		body = body[:200]
 	}
-	return fmt.Sprintf("%q + body %q", r.Head, body)
+	return fmt.Sprintf("%q + body %q", RedactSIDs(string(r.Head)), RedactSIDs(string(body)))
 }
 
 // MaxRawBody bounds the body ReadResponse keeps; the rest is discarded and Truncated set.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"sioproxy/proxy"
 	"sioproxy/test/testkit"
 )
 
@@ -174,7 +175,9 @@ func TestOnlyIdempotentRequestsMove(t *testing.T) {
 			cancel()
 			c.CloseIdle()
 			if err != nil || !strings.HasSuffix(sid, ".SESSIONOFB0000000001") {
-				t.Errorf("handshake %d: sid %q, %v; want b's session, tagged", i, sid, err)
+				raw, tagged := testkit.RawSID(sid)
+				t.Errorf("handshake %d: sid_hash %s (tagged %v, sid_hash %s after the tag), %v; want b's session (sid_hash %s), tagged",
+					i, proxy.SIDHash(sid), tagged, proxy.SIDHash(raw), err, proxy.SIDHash("SESSIONOFB0000000001"))
 			}
 		}
 		if count(a, func(r testkit.RawRequest) bool { return isHandshake(&r) }) == 0 {
