@@ -138,7 +138,7 @@ mirror:
 					Msg string `json:"msg"`
 				}
 				if json.Unmarshal([]byte(l), &e) != nil || e.Msg == "" {
-					e.Msg = cut(l)
+					e.Msg = cut(strings.ReplaceAll(l, raw, "<sid>")) // the line itself carries the sid
 				}
 				byMsg[e.Msg]++
 				break
