@@ -23,8 +23,9 @@ var closeBody = []byte("1:1")
 // several replicas, exactly one holds it, so no session is closed twice; the others are held
 // elsewhere or between polls, and are tried again at the next call), and only while none of its POSTs
 // passes through this process (Engine.IO ends a session whose POSTs overlap); a session carried by one of this
-// process's WebSocket tunnels is closed by closing the tunnel. When no polling session can be closed
-// now, tunnels are closed instead.
+// process's WebSocket tunnels is closed by closing the tunnel, a parked one once it has relayed
+// nothing for a moment (drainQuiet: the ack of an emit just relayed is not cut off). When no polling
+// session can be closed now, tunnels are closed instead.
 func (p *Proxy) CloseSessions(id string, n int) (closed, left int) {
 	rt := p.rt.Load()
 	be := p.balancer.Snapshot().ByID(id)

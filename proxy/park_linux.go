@@ -67,6 +67,8 @@ type parker struct {
 	spare      []parkTurn
 	pool       sync.Pool
 	sweepEvery time.Duration
+	drainQuiet int64 // see quietForDrain (nanoseconds; tests shorten them)
+	drainWait  int64
 	epoch      time.Time
 	now        int64 // monotonic nanoseconds since epoch, at the current batch
 	exited     chan struct{}
@@ -82,6 +84,7 @@ type parkRec struct {
 	failed bool
 	idle   int64 // nanoseconds; 0: no idle timeout
 	last   int64 // monotonic nanoseconds of the last relayed bytes
+	passed int64 // when a drain first passed the tunnel over as busy (0: never)
 	entry  *tunnelEntry
 	hold   *connHold
 }
@@ -178,7 +181,8 @@ func newParkerEvery(ended func(*tunnelEntry, *connHold), sweep time.Duration) (*
 	}
 	pk := &parker{epfd: epfd, evfd: evfd, file: file, rc: rc, ended: ended,
 		events: make([]syscall.EpollEvent, 128), buf: make([]byte, parkBufSize),
-		stalled: map[uint32]*stalledWrite{}, sweepEvery: sweep, epoch: time.Now(), exited: make(chan struct{})}
+		stalled: map[uint32]*stalledWrite{}, sweepEvery: sweep, epoch: time.Now(), exited: make(chan struct{}),
+		drainQuiet: int64(drainQuiet), drainWait: int64(drainWait)}
 	pk.pool.New = func() any { b := make([]byte, parkBufSize); return &b }
 	pk.pollFn = pk.poll
 	empty := []*[parkChunk]parkRec{}
@@ -221,7 +225,7 @@ func (pk *parker) park(client, backend int, idle time.Duration, entry *tunnelEnt
 	r := pk.rec(slot)
 	r.fd = [2]int32{int32(client), int32(backend)}
 	r.bits, r.idle, r.entry, r.hold = 0, int64(idle), entry, hold
-	r.last = int64(time.Since(pk.epoch))
+	r.last, r.passed = int64(time.Since(pk.epoch)), 0
 	pk.live.Add(1)
 	// Both registrations happen under mu: the poller handles no event of a batch before it took mu
 	// (loop), so it cannot close this tunnel, and its descriptors, between the two. Readiness
@@ -547,6 +551,7 @@ func (pk *parker) requests() bool {
 func (pk *parker) closeWhere(q *parkReq) int {
 	var slots []uint32
 	n := 0
+	now := int64(time.Since(pk.epoch))
 	pk.mu.Lock()
 	for ci, c := range *pk.chunks.Load() {
 		for i := range c {
@@ -555,7 +560,7 @@ func (pk *parker) closeWhere(q *parkReq) int {
 				continue
 			}
 			named := q.all || (q.backend != "" && r.entry != nil && r.entry.backendID == q.backend &&
-				(q.limit <= 0 || n < q.limit))
+				(q.limit <= 0 || n < q.limit) && pk.quietForDrain(r, now))
 			if named {
 				n++
 			}
@@ -569,6 +574,26 @@ func (pk *parker) closeWhere(q *parkReq) int {
 		pk.close(pk.rec(slot), slot)
 	}
 	return n
+}
+
+// A drain closes a parked tunnel once it has relayed nothing either way for drainQuiet, so that a
+// reply on its way back (the ack of an emit just relayed) is not cut off with it; a tunnel that a
+// drain passed over as busy is closed anyway once drainWait has passed since.
+const (
+	drainQuiet = 250 * time.Millisecond
+	drainWait  = 2 * time.Second
+)
+
+// quietForDrain reports whether a drain may close r now (see drainQuiet); on the poller, under mu.
+func (pk *parker) quietForDrain(r *parkRec, now int64) bool {
+	if now-r.last >= pk.drainQuiet {
+		return true
+	}
+	if r.passed == 0 {
+		r.passed = now
+		return false
+	}
+	return now-r.passed >= pk.drainWait
 }
 
 // sweep closes the tunnels that relayed nothing either way for their idle timeout.

@@ -248,6 +248,7 @@ func TestParkedIdleSweep(t *testing.T) {
 // runs once and no descriptor is left behind.
 func TestParkedCloseRequests(t *testing.T) {
 	pk, log := newTestParker(t, time.Hour)
+	pk.drainQuiet = 0 // a drain closes at once (TestParkedDrainWaitsForQuiet covers the wait)
 	a1, a2, b1 := parkOne(t, pk, "a", 0), parkOne(t, pk, "a", 0), parkOne(t, pk, "b", 0)
 	if got := heldParked(t, a1, a2, b1); got != 6 {
 		t.Fatalf("%d descriptors for 3 parked tunnels, want 6", got)
@@ -405,4 +406,41 @@ func (pk *parker) countBackend(id string) int {
 	}
 	pk.mu.Unlock()
 	return n
+}
+
+// TestParkedDrainWaitsForQuiet: a drain closes a parked tunnel once it has relayed nothing for
+// drainQuiet (an ack on its way back is not cut off), passes over one that keeps relaying, and
+// closes that one too once drainWait has passed since it was first passed over.
+func TestParkedDrainWaitsForQuiet(t *testing.T) {
+	pk, log := newTestParker(t, time.Hour)
+	pk.drainQuiet, pk.drainWait = int64(100*time.Millisecond), int64(800*time.Millisecond)
+	busy, quiet := parkOne(t, pk, "a", 0), parkOne(t, pk, "a", 0)
+	first := time.Now()
+	if n := pk.closeBackend("a", 0); n != 0 {
+		t.Fatalf("a drain closed %d tunnels parked just now (busy until drainQuiet)", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for log.count(quiet.entry) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the quiet tunnel was not closed by drains within 10 s")
+		}
+		echo(t, busy.client, busy.backend, "x") // keeps relaying
+		pk.closeBackend("a", 0)
+	}
+	if log.count(busy.entry) != 0 && time.Since(first) < 800*time.Millisecond {
+		t.Fatal("a drain closed the tunnel that kept relaying before drainWait")
+	}
+	for log.count(busy.entry) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy tunnel was not closed within 10 s of drains (drainWait bounds the wait)")
+		}
+		echo(t, busy.client, busy.backend, "x")
+		pk.closeBackend("a", 0)
+	}
+	if d := time.Since(first); d < 800*time.Millisecond {
+		t.Fatalf("the tunnel that kept relaying was closed %v after the first drain, before drainWait", d)
+	}
+	if got := heldParked(t, busy, quiet); got != 0 {
+		t.Fatalf("%d descriptors left by the drains", got)
+	}
 }
