@@ -186,10 +186,10 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	if g.bad {
 		return 0, errBareLF
 	}
+	if g.clearRead {
+		g.setRead(time.Time{})
+	}
 	if g.state != guardHead {
-		if g.clearRead {
-			g.setRead(time.Time{})
-		}
 		return g.Conn.Read(p)
 	}
 	if g.deadline {
@@ -199,9 +199,6 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		if d := g.headerTimeout(); d > 0 {
 			g.SetReadDeadline(g.start.Add(d))
 		}
-	}
-	if g.clearRead {
-		g.setRead(time.Time{})
 	}
 	if g.answered {
 		// The client sends its next request once it has read the answer just written: a yield lets
