@@ -65,7 +65,7 @@ for mode in polling websocket; do
       t0=$(cpu_ns "${pid[$n]}")
       acked=$("$bin/sioload" -url "http://127.0.0.1:${port[$n]}" -mode "$mode" -sessions 100 -ramp 1000 -rate 20 -duration 8s -json |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["emits"]["acked"])')
-      t1=$(cpu_ns "${pid[$n]}"); [ -n "${DEBUG:-}" ] && echo "pid ${pid[$n]} $t0 $t1" >&2
+      t1=$(cpu_ns "${pid[$n]}")
       awk -v m="$mode" -v n="$n" -v a="$acked" -v d=$((t1 - t0)) 'BEGIN {printf "%-9s %-8s %6.1f us per acked emit (%d acked)\n", m, n, d / 1000 / (a > 0 ? a : 1), a}'
     done
   done
